@@ -1,0 +1,293 @@
+package algorithm
+
+// Reason says why a decision went the way it did, for logs and metrics.
+type Reason uint8
+
+const (
+	// ReasonAllowed: the request fits every limit.
+	ReasonAllowed Reason = iota
+	// ReasonQuotaExhausted: the request's cost does not fit what is left of a window (absolute).
+	ReasonQuotaExhausted
+	// ReasonCostExceedsQuota: the request's cost is larger than a limit's whole quota; it can
+	// never pass, so there is no Retry-After.
+	ReasonCostExceedsQuota
+	// ReasonHardLimit: admitting the request would exceed the hard quota (suppressed).
+	ReasonHardLimit
+	// ReasonSuppressed: the random draw shed the request (suppressed).
+	ReasonSuppressed
+)
+
+// String returns the reason's name as used in logs and metrics.
+func (r Reason) String() string {
+	switch r {
+	case ReasonAllowed:
+		return "allowed"
+	case ReasonQuotaExhausted:
+		return "quota_exhausted"
+	case ReasonCostExceedsQuota:
+		return "cost_exceeds_quota"
+	case ReasonHardLimit:
+		return "hard_limit"
+	case ReasonSuppressed:
+		return "suppressed"
+	}
+	return "unknown"
+}
+
+// Result is the outcome of one decision.
+type Result struct {
+	// Allowed tells whether the request is admitted (and counted in every limit).
+	Allowed bool
+	// Limit is Q of the tightest limit: the one with the least remaining after the decision.
+	Limit int64
+	// WindowMs is the window of the tightest limit.
+	WindowMs int64
+	// Remaining is what is left of the tightest limit's quota after the decision (>= 0); for
+	// the suppressed strategy, what is left below the soft quota.
+	Remaining int64
+	// RetryAfterMs is, for a rejection, the time until the request would fit if nothing else
+	// arrived (the largest over the limits that rejected): under the quota (absolute) or under
+	// the hard quota (suppressed). For a request shed by the draw, which may pass at any moment,
+	// it is the time until the first accepted unit leaves the window. 0 when allowed, and 0 when
+	// the cost can never fit (ReasonCostExceedsQuota).
+	RetryAfterMs int64
+	// ResetAfterMs is the time until the oldest counted bucket of the tightest limit leaves its
+	// window (0 when nothing is counted).
+	ResetAfterMs int64
+	// SuppressionFactor is the share of attempts the suppressed strategy sheds now (0..1):
+	// max(0, 1 - rate/perceived rate), 1 above the hard quota, 0 below the soft quota.
+	SuppressionFactor float64
+	// Suppressed tells that the random draw denied the request.
+	Suppressed bool
+	// Decider is the index of the limit that decided a rejection, -1 when allowed.
+	Decider int
+	// Reason says why.
+	Reason Reason
+	// Changed tells whether the state must be written back; an absolute rejection counts nothing.
+	Changed bool
+	// Reset tells that the previous state was unusable (corrupt, other limits) and was replaced.
+	Reset bool
+}
+
+// Decide decides a request of cost units (cost < 1 counts as 1) at nowMs, given the key's
+// previous state (nil or anything unusable starts afresh) and a random draw in [0, 1) used by the
+// suppressed strategy. It returns the next state, written into dst's storage when dst has
+// StateSize() capacity (no allocation), and the result. old and dst may be the same slice.
+// The decision is pure: on a compare-and-swap conflict, call it again with the fresh state and
+// the same draw.
+func (p *Policy) Decide(dst, old []byte, nowMs, cost int64, draw float64) ([]byte, Result) {
+	if cost < 1 {
+		cost = 1
+	}
+	st, reset := p.load(dst, old, nowMs)
+	now := max(nowMs, st.last()) // a clock going backwards is treated as no time passing
+	st.setLast(now)
+	base := st.base()
+	for i := range p.limits {
+		expire(st.ring(i), base, now)
+	}
+	var res Result
+	if p.strategy == Absolute {
+		res = p.decideAbsolute(st, base, now, cost)
+	} else {
+		res = p.decideSuppressed(st, base, now, cost, draw)
+	}
+	res.Reset = reset
+	if res.Changed && now-base > rebaseAfterMs {
+		p.rebase(st, now)
+	}
+	p.report(st, st.base(), now, &res)
+	return st.b, res
+}
+
+// expire drops the buckets whose latest request is a whole window or more before now. Counting a
+// bucket until its latest request (not its start) leaves the window is what guarantees that no
+// window, wherever it starts, holds more than the quota.
+func expire(r ring, base, now int64) {
+	n, first := r.n(), r.first()
+	sumA, sumD := r.sumA(), r.sumD()
+	for n > 0 && now-(base+r.end(0)) >= r.c.WindowMs {
+		sumA -= r.a(0)
+		sumD -= r.d(0)
+		first = (first + 1) % r.c.buckets
+		n--
+		r.setFirst(first)
+	}
+	if n == 0 {
+		sumA, sumD = 0, 0
+	}
+	r.setN(n)
+	r.setSumA(sumA)
+	r.setSumD(sumD)
+}
+
+// add counts cost (and denied when the request was denied) at now: into the newest bucket if it
+// started less than GroupMs ago, else into a new one. A full ring (only reachable from a state
+// written with a clock far ahead) adds to the newest bucket, which only makes the limit stricter.
+func add(r ring, base, now, cost int64, denied bool) {
+	n := r.n()
+	if n == 0 || (now-(base+r.start(n-1)) >= r.c.GroupMs && n < r.c.buckets) {
+		rec := r.at(n)
+		le.PutUint32(rec, uint32(now-base))
+		clear(rec[4:r.rec])
+		n++
+		r.setN(n)
+	}
+	rec := r.at(n - 1)
+	le.PutUint32(rec[4:], uint32(now-base))
+	le.PutUint32(rec[8:], uint32(clampU32(int64(le.Uint32(rec[8:]))+cost)))
+	r.setSumA(r.sumA() + cost)
+	if denied {
+		le.PutUint32(rec[12:], uint32(clampU32(int64(le.Uint32(rec[12:]))+cost)))
+		r.setSumD(r.sumD() + cost)
+	}
+}
+
+// fitsAfter returns the time from now until used - (what expires) + cost <= quota, walking the
+// buckets oldest first; acceptedOnly counts a bucket's accepted units (admitted - denied) rather
+// than all it admitted. ok is false when the cost can never fit.
+func fitsAfter(r ring, base, now, used, cost, quota int64, acceptedOnly bool) (ms int64, ok bool) {
+	if cost > quota {
+		return 0, false
+	}
+	recs := r.b[limitHeaderSize:]
+	for k, i := 0, r.first(); k < r.n() && used+cost > quota; k++ {
+		rec := recs[i*r.rec : (i+1)*r.rec]
+		used -= int64(le.Uint32(rec[8:]))
+		if acceptedOnly && r.rec == 16 {
+			used += int64(le.Uint32(rec[12:]))
+		}
+		ms = base + int64(le.Uint32(rec[4:])) + r.c.WindowMs - now
+		if i++; i == r.c.buckets {
+			i = 0
+		}
+	}
+	return max(ms, 0), true
+}
+
+func (p *Policy) decideAbsolute(st state, base, now, cost int64) Result {
+	res := Result{Allowed: true, Decider: -1}
+	for i := range p.limits {
+		r := st.ring(i)
+		used := r.sumA()
+		if used+cost <= r.c.Quota {
+			continue
+		}
+		retry, ok := fitsAfter(r, base, now, used, cost, r.c.Quota, false)
+		switch {
+		case !ok:
+			if res.Reason != ReasonCostExceedsQuota {
+				res.Decider, res.Reason, res.RetryAfterMs = i, ReasonCostExceedsQuota, 0
+			}
+		case res.Reason != ReasonCostExceedsQuota && (res.Allowed || retry > res.RetryAfterMs):
+			res.Decider, res.Reason, res.RetryAfterMs = i, ReasonQuotaExhausted, retry
+		}
+		res.Allowed = false
+	}
+	if res.Allowed {
+		for i := range p.limits {
+			add(st.ring(i), base, now, cost, false)
+		}
+		res.Changed = true
+	}
+	return res
+}
+
+func (p *Policy) decideSuppressed(st state, base, now, cost int64, draw float64) Result {
+	res := Result{Allowed: true, Decider: -1}
+	hard := false
+	for i := range p.limits {
+		r := st.ring(i)
+		acc := r.sumA() - r.sumD()
+		switch {
+		case acc+cost <= r.c.Quota:
+		case acc+cost > r.c.hard:
+			retry, ok := fitsAfter(r, base, now, acc, cost, r.c.hard, true)
+			reason := ReasonHardLimit
+			if !ok {
+				reason = ReasonCostExceedsQuota
+			}
+			if !hard || retry > res.RetryAfterMs {
+				res.Decider, res.Reason, res.RetryAfterMs = i, reason, retry
+			}
+			hard = true
+			res.SuppressionFactor = 1
+		default:
+			if sf := suppressionFactor(r, base, now); sf > res.SuppressionFactor && !hard {
+				res.SuppressionFactor = sf
+				res.Decider = i
+			}
+		}
+	}
+	switch {
+	case hard:
+		res.Allowed = false
+		if res.Reason == ReasonCostExceedsQuota {
+			res.RetryAfterMs = 0
+		}
+	case res.SuppressionFactor > 0 && draw < res.SuppressionFactor:
+		// A shed request may pass at any moment; it is told the time until the first accepted
+		// unit leaves the window, the earliest moment the odds improve.
+		r := st.ring(res.Decider)
+		acc := r.sumA() - r.sumD()
+		retry, _ := fitsAfter(r, base, now, acc, 1, acc, true)
+		res.Allowed, res.Suppressed, res.Reason, res.RetryAfterMs = false, true, ReasonSuppressed, retry
+	default:
+		res.Decider = -1
+	}
+	for i := range p.limits {
+		add(st.ring(i), base, now, cost, !res.Allowed)
+	}
+	res.Changed = true
+	return res
+}
+
+// suppressionFactor is max(0, 1 - rate/perceived) with perceived = max(attempts per second over
+// the window, attempts in the last second).
+func suppressionFactor(r ring, base, now int64) float64 {
+	perceived := float64(r.sumA()) * 1000 / float64(r.c.WindowMs)
+	var lastSecond int64
+	for k := r.n() - 1; k >= 0 && now-(base+r.end(k)) < 1000; k-- {
+		lastSecond += r.a(k)
+	}
+	perceived = max(perceived, float64(lastSecond))
+	if perceived <= r.c.Rate {
+		return 0
+	}
+	return 1 - r.c.Rate/perceived
+}
+
+// report fills Limit, WindowMs, Remaining and ResetAfterMs from the tightest limit.
+func (p *Policy) report(st state, base, now int64, res *Result) {
+	for i := range p.limits {
+		r := st.ring(i)
+		used := r.sumA() - r.sumD()
+		remaining := max(r.c.Quota-used, 0)
+		if i > 0 && remaining >= res.Remaining {
+			continue
+		}
+		res.Limit, res.WindowMs, res.Remaining, res.ResetAfterMs = r.c.Quota, r.c.WindowMs, remaining, 0
+		if r.n() > 0 {
+			res.ResetAfterMs = max(base+r.end(0)+r.c.WindowMs-now, 0)
+		}
+	}
+}
+
+// rebase moves base up to now minus the longest window, keeping every live bucket's start.
+func (p *Policy) rebase(st state, now int64) {
+	base := st.base()
+	newBase := now - p.LongestWindowMs()
+	shift := newBase - base
+	if shift <= 0 {
+		return
+	}
+	for i := range p.limits {
+		r := st.ring(i)
+		for k := 0; k < r.n(); k++ {
+			rec := r.at(k)
+			le.PutUint32(rec, uint32(max(int64(le.Uint32(rec))-shift, 0)))
+			le.PutUint32(rec[4:], uint32(max(int64(le.Uint32(rec[4:]))-shift, 0)))
+		}
+	}
+	le.PutUint64(st.b[8:], uint64(newBase))
+}
