@@ -264,6 +264,5 @@ func (h *Host) MemoryBytes(index int) uint32 {
 	return n
 }
 
-
 // now is the host clock, in nanoseconds since the epoch.
 func now() uint64 { return uint64(time.Now().UnixNano()) }

@@ -167,5 +167,3 @@ func wasiProcExit(v *vm, s []uint64) uint32 {
 	// cpp-host reports an error and fails the VM.
 	panic(errTrap{msg: "proc_exit called"})
 }
-
-
