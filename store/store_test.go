@@ -1,0 +1,246 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
+)
+
+func newStore(t testing.TB, sd SharedData, opts Options) *Store {
+	t.Helper()
+	if opts.Prefix == "" {
+		opts.Prefix = "fg"
+	}
+	if opts.PayloadSize == 0 {
+		opts.PayloadSize = 8
+	}
+	s, err := New(sd, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// incr adds one to key's 8-byte counter and returns the new value.
+func incr(t testing.TB, s *Store, key string, now int64) (uint64, Info) {
+	t.Helper()
+	var n uint64
+	info, err := s.Update([]byte(key), now, 1000, func(cur []byte) ([]byte, bool) {
+		n = 1
+		if cur != nil {
+			n = binary.LittleEndian.Uint64(cur) + 1
+		}
+		return binary.LittleEndian.AppendUint64(nil, n), true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, info
+}
+
+func TestMemorySemantics(t *testing.T) {
+	m := NewMemory()
+	if _, _, err := m.Get("k"); !errors.Is(err, types.ErrorStatusNotFound) {
+		t.Fatalf("get of an absent key: %v", err)
+	}
+	if err := m.Set("k", []byte("a"), 77); err != nil {
+		t.Fatalf("a missing key is inserted whatever the CAS: %v", err)
+	}
+	_, cas, _ := m.Get("k")
+	if err := m.Set("k", []byte("b"), cas+1); !errors.Is(err, types.ErrorStatusCasMismatch) {
+		t.Fatalf("stale CAS: %v", err)
+	}
+	if err := m.Set("k", []byte("b"), 0); err != nil {
+		t.Fatalf("CAS 0 overwrites: %v", err)
+	}
+}
+
+func TestUpdateIsExactUnderConcurrency(t *testing.T) {
+	m := NewMemory()
+	const workers, each = 8, 500
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		s := newStore(t, m, Options{Slots: 4}) // one Store per worker VM, one shared memory
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if _, err := s.Update([]byte("hot"), 0, 1000, func(cur []byte) ([]byte, bool) {
+					var n uint64
+					if cur != nil {
+						n = binary.LittleEndian.Uint64(cur)
+					}
+					return binary.LittleEndian.AppendUint64(nil, n+1), true
+				}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n, _ := incr(t, newStore(t, m, Options{Slots: 4}), "hot", 0); n != workers*each+1 {
+		t.Fatalf("counter %d, want %d: updates were lost", n-1, workers*each)
+	}
+}
+
+func TestInsertRaceDoesNotLoseUpdates(t *testing.T) {
+	// Two workers both find the slot absent; the second insert must not overwrite the first.
+	m := NewMemory()
+	a, b := newStore(t, m, Options{Slots: 1}), newStore(t, m, Options{Slots: 1})
+	var once sync.Once
+	_, err := a.Update([]byte("x"), 0, 1000, func(cur []byte) ([]byte, bool) {
+		once.Do(func() { incr(t, b, "y", 0) }) // b inserts the slot between a's Get and Set
+		return binary.LittleEndian.AppendUint64(nil, 1), true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := incr(t, b, "y", 0); n != 2 {
+		t.Fatalf("key y = %d after two increments: a's insert overwrote b's", n)
+	}
+}
+
+func TestCollisionsAndEviction(t *testing.T) {
+	m := NewMemory()
+	s := newStore(t, m, Options{Slots: 1, Ways: 4})
+	for i := 0; i < 4; i++ {
+		for j := 0; j <= i; j++ {
+			incr(t, s, "k"+strconv.Itoa(i), int64(i))
+		}
+	}
+	for i := 0; i < 4; i++ {
+		if n, info := incr(t, s, "k"+strconv.Itoa(i), 10); n != uint64(i+2) || info.Evicted {
+			t.Fatalf("k%d = %d (%+v): fingerprints must keep keys of one slot apart", i, n, info)
+		}
+	}
+	// A fifth live key evicts the way written longest ago (k0, at 10; the others at 10 too but
+	// later in order: ties go to the first).
+	if n, info := incr(t, s, "k4", 20); n != 1 || !info.Evicted {
+		t.Fatalf("k4 = %d (%+v), want a fresh counter and an eviction", n, info)
+	}
+	if n, _ := incr(t, s, "k0", 21); n != 1 {
+		t.Fatalf("k0 = %d, want a fresh counter after its eviction", n)
+	}
+}
+
+func TestStaleWaysAreReusedWithoutEviction(t *testing.T) {
+	s := newStore(t, NewMemory(), Options{Slots: 1, Ways: 2})
+	incr(t, s, "a", 0)
+	incr(t, s, "b", 0)
+	if _, info := incr(t, s, "c", 5000); info.Evicted {
+		t.Fatal("taking a stale way is not an eviction")
+	}
+	if n, _ := incr(t, s, "a", 5000); n != 1 {
+		t.Fatalf("an entry untouched for longer than the TTL must start afresh, got %d", n)
+	}
+}
+
+func TestCorruptSlotStartsAfresh(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		value []byte
+	}{
+		{name: "garbage", value: []byte("not a slot")},
+		{name: "other payload size", value: append([]byte{1, 4, 0, 0, 99, 0, 0, 0}, make([]byte, 4*(16+99))...)},
+		{name: "empty", value: []byte{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := NewMemory()
+			s := newStore(t, m, Options{Slots: 1})
+			_ = m.Set(s.slotKey(0), tc.value, 0)
+			n, info := incr(t, s, "k", 0)
+			if n != 1 || info.Corrupt != (len(tc.value) > 0) {
+				t.Fatalf("n=%d info=%+v", n, info)
+			}
+		})
+	}
+}
+
+func TestContentionIsReported(t *testing.T) {
+	m := NewMemory()
+	s := newStore(t, m, Options{Slots: 1, MaxRetries: 3})
+	other := newStore(t, m, Options{Slots: 1})
+	_, err := s.Update([]byte("k"), 0, 1000, func(cur []byte) ([]byte, bool) {
+		incr(t, other, "z", 0) // someone else writes the slot every time
+		return make([]byte, 8), true
+	})
+	if !errors.Is(err, ErrContention) {
+		t.Fatalf("err = %v, want ErrContention", err)
+	}
+}
+
+func TestMillionKeysStayWithinTheBound(t *testing.T) {
+	m := NewMemory()
+	s := newStore(t, m, Options{Slots: 4096, PayloadSize: 32})
+	payload := make([]byte, 32)
+	evictions := 0
+	for i := 0; i < 1_000_000; i++ {
+		info, err := s.Update([]byte("client-"+strconv.Itoa(i)), int64(i), 60_000, func([]byte) ([]byte, bool) { return payload, true })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Evicted {
+			evictions++
+		}
+	}
+	if m.Len() > 4096 || m.TotalBytes() > s.MaxBytes() {
+		t.Fatalf("%d entries, %d bytes; bound 4096 entries, %d bytes", m.Len(), m.TotalBytes(), s.MaxBytes())
+	}
+	t.Logf("1e6 distinct keys: %d shared-data entries, %d bytes (bound %d), %d evictions", m.Len(), m.TotalBytes(), s.MaxBytes(), evictions)
+}
+
+func TestInvalidOptions(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts Options
+	}{
+		{name: "no prefix", opts: Options{PayloadSize: 8}},
+		{name: "no payload", opts: Options{Prefix: "p"}},
+		{name: "too many ways", opts: Options{Prefix: "p", PayloadSize: 8, Ways: 17}},
+		{name: "too many slots", opts: Options{Prefix: "p", PayloadSize: 8, Slots: 1<<22 + 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := New(NewMemory(), tc.opts); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+}
+
+func FuzzSlotDecode(f *testing.F) {
+	f.Add([]byte{1, 4, 0, 0, 8, 0, 0, 0})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, value []byte) {
+		m := NewMemory()
+		s := newStore(t, m, Options{Slots: 1, Ways: 4})
+		_ = m.Set(s.slotKey(0), value, 0)
+		if n, _ := incr(t, s, "k", 0); n < 1 {
+			t.Fatal("no count")
+		}
+		if v, _, _ := m.Get(s.slotKey(0)); !s.valid(v) {
+			t.Fatal("Update wrote an invalid slot")
+		}
+	})
+}
+
+func BenchmarkUpdate(b *testing.B) {
+	m := NewMemory()
+	s := newStore(b, m, Options{Slots: 65536, PayloadSize: 160})
+	next := make([]byte, 160)
+	keys := make([][]byte, 1024)
+	for i := range keys {
+		keys[i] = []byte(fmt.Sprintf("10.0.%d.%d", i/256, i%256))
+	}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := s.Update(keys[i%len(keys)], int64(i), 1000, func([]byte) ([]byte, bool) { return next, true }); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
