@@ -148,7 +148,7 @@ type mapRequest struct {
 }
 
 func (m mapRequest) Header(name string) (string, bool) { v, ok := m.headers[name]; return v, ok }
-func (m mapRequest) SourceAddress() string              { return m.source }
+func (m mapRequest) SourceAddress() string             { return m.source }
 
 func jwt(payload string) string {
 	enc := base64.RawURLEncoding.EncodeToString
