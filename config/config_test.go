@@ -256,3 +256,14 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestStripPort(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"10.0.0.1:8080", "10.0.0.1"}, {"10.0.0.1", "10.0.0.1"}, {"[2001:db8::1]:443", "2001:db8::1"},
+		{"2001:db8::1", "2001:db8::1"}, {"example.com:80", "example.com"}, {"", ""},
+	} {
+		if got := stripPort(tc.in); got != tc.want {
+			t.Errorf("stripPort(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -1,10 +1,8 @@
 package config
 
 import (
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -21,8 +19,9 @@ type Request interface {
 	SourceAddress() string
 }
 
-// MaxKeyBytes bounds a built key: a longer one is replaced by its SHA-256, so a hostile header
-// cannot make keys of unbounded size.
+// MaxKeyBytes bounds a built key: a longer one is replaced by a 128-bit hash of it, so a hostile
+// header cannot make keys of unbounded size. (crypto/sha256 and net are avoided on purpose: on
+// wasip1 they link WASI functions Envoy does not provide, such as path_filestat_get.)
 const MaxKeyBytes = 256
 
 // maxTokenBytes bounds the bearer token a jwt_claim source decodes.
@@ -56,9 +55,7 @@ func (p *Policy) Matches(r Request) bool {
 	}
 	if len(m.Hosts) > 0 {
 		host, _ := r.Header(":authority")
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
+		host = stripPort(host)
 		if !contains(m.Hosts, strings.ToLower(host)) {
 			return false
 		}
@@ -96,8 +93,8 @@ func (p *Policy) BuildKey(r Request, dst []byte) (key []byte, ok bool) {
 		key = appendPart(key, v)
 	}
 	if len(key) > MaxKeyBytes {
-		sum := sha256.Sum256(key)
-		key = append(appendPart(dst[:0], p.Name), sum[:]...)
+		h1, h2 := fnv64(key, 14695981039346656037), fnv64(key, 0x9ae16a3b2f90404f)
+		key = binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(appendPart(dst[:0], p.Name), h1), h2)
 	}
 	return key, true
 }
@@ -137,10 +134,7 @@ func (k *KeyPart) value(r Request) (string, bool) {
 // X-Forwarded-For.
 func clientIP(r Request, hops int) (string, bool) {
 	if hops == 0 {
-		addr := r.SourceAddress()
-		if host, _, err := net.SplitHostPort(addr); err == nil {
-			addr = host
-		}
+		addr := stripPort(r.SourceAddress())
 		return addr, addr != ""
 	}
 	xff, ok := r.Header("x-forwarded-for")
@@ -202,4 +196,27 @@ func (p *Policy) CostOf(r Request) int64 {
 		return p.Cost.Value
 	}
 	return min(n, p.Cost.Max)
+}
+
+// stripPort removes the port of "host:port" or "[v6]:port"; a bare IPv6 address stays whole.
+func stripPort(addr string) string {
+	if strings.HasPrefix(addr, "[") {
+		if end := strings.IndexByte(addr, ']'); end > 0 {
+			return addr[1:end]
+		}
+		return addr
+	}
+	if i := strings.LastIndexByte(addr, ':'); i >= 0 && strings.IndexByte(addr, ':') == i {
+		return addr[:i]
+	}
+	return addr
+}
+
+// fnv64 is FNV-1a 64 from a chosen offset basis.
+func fnv64(b []byte, h uint64) uint64 {
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h
 }

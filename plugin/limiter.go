@@ -1,0 +1,213 @@
+package plugin
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/floodgate-proxy/floodgate/algorithm"
+	"github.com/floodgate-proxy/floodgate/config"
+	"github.com/floodgate-proxy/floodgate/internal/host"
+	"github.com/floodgate-proxy/floodgate/store"
+)
+
+// limiter is one loaded configuration: its policies, each with its store and metrics.
+type limiter struct {
+	opts     Options
+	policies []*policyState
+	keyBuf   []byte
+	scratch  []byte // state buffer for keys seen for the first time
+	views    []quotaView
+}
+
+type policyState struct {
+	cfg   *config.Policy
+	store *store.Store
+	ttlMs int64
+	m     policyMetrics
+	// Error logs are rate-limited to one a second per policy.
+	lastLogMs int64
+	quiet     int
+}
+
+// policyMetrics are a policy's counters, named floodgate.<policy>.<what> (Envoy shows them as
+// wasmcustom.floodgate.<policy>.<what>).
+type policyMetrics struct {
+	allowed, rejected, suppressed, shadowRejected, errors, evictions host.Metric
+}
+
+// sharedData is the proxy's shared data, as the store wants it.
+type sharedData struct{}
+
+func (sharedData) Get(key string) ([]byte, uint32, error) { return host.SharedData(key) }
+func (sharedData) Set(key string, value []byte, cas uint32) error {
+	return host.SetSharedData(key, value, cas)
+}
+
+func newLimiter(cfg *config.Config, opts Options) (*limiter, error) {
+	l := &limiter{opts: opts}
+	for _, p := range cfg.Policies {
+		st, err := store.New(sharedData{}, store.Options{
+			Prefix:      cfg.SharedData.Prefix + ":" + p.Name,
+			Slots:       cfg.SharedData.Slots,
+			PayloadSize: p.Compiled.StateSize(),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("policy %s: %w", p.Name, err)
+		}
+		ps := &policyState{cfg: p, store: st, ttlMs: p.Compiled.LongestWindowMs()}
+		for _, m := range []struct {
+			dst  *host.Metric
+			name string
+		}{
+			{&ps.m.allowed, "allowed"}, {&ps.m.rejected, "rejected"}, {&ps.m.suppressed, "suppressed"},
+			{&ps.m.shadowRejected, "shadow_rejected"}, {&ps.m.errors, "errors"}, {&ps.m.evictions, "evictions"},
+		} {
+			if *m.dst, err = host.DefineMetric(host.Counter, "floodgate."+p.Name+"."+m.name); err != nil {
+				return nil, fmt.Errorf("policy %s: define metric %s: %w", p.Name, m.name, err)
+			}
+		}
+		l.policies = append(l.policies, ps)
+		l.scratch = make([]byte, max(len(l.scratch), p.Compiled.StateSize()))
+	}
+	return l, nil
+}
+
+func (l *limiter) summary() string {
+	names := make([]string, len(l.policies))
+	for i, p := range l.policies {
+		names[i] = fmt.Sprintf("%s (%s, %d limits)", p.cfg.Name, p.cfg.Compiled.Strategy(), len(p.cfg.Limits))
+	}
+	return strings.Join(names, ", ")
+}
+
+// verdict is the outcome of a request: a local answer, or headers for the upstream's response.
+type verdict struct {
+	reject  *localAnswer
+	headers [][2]string
+}
+
+type localAnswer struct {
+	Status  uint32
+	Headers [][2]string
+	Body    []byte
+}
+
+// decide applies every policy that matches the request, in order. A rejection stops there; the
+// headers follow the response settings of the first policy that applied.
+func (l *limiter) decide(req config.Request) verdict {
+	now := l.opts.NowMs()
+	l.views = l.views[:0]
+	var first *policyState
+	for _, ps := range l.policies {
+		if !ps.cfg.Matches(req) {
+			continue
+		}
+		key, ok := ps.cfg.BuildKey(req, l.keyBuf)
+		if !ok {
+			continue
+		}
+		l.keyBuf = key[:0]
+		res, err := l.decideOne(ps, key, now, ps.cfg.CostOf(req))
+		if err != nil {
+			_ = ps.m.errors.Add(1)
+			ps.logf(now, "floodgate: policy %s: %v", ps.cfg.Name, err)
+			if !ps.cfg.FailOpen {
+				return verdict{reject: &localAnswer{Status: 503, Headers: [][2]string{{"content-type", "text/plain"}},
+					Body: []byte("rate limit state unavailable\n")}}
+			}
+			continue
+		}
+		if first == nil {
+			first = ps
+		}
+		l.views = append(l.views, quotaView{Policy: ps.cfg.Name, Limit: res.Limit, WindowS: res.WindowMs / 1000,
+			Remaining: res.Remaining, ResetAfterMs: res.ResetAfterMs})
+		if res.Allowed {
+			_ = ps.m.allowed.Add(1)
+			continue
+		}
+		if ps.cfg.Shadow {
+			_ = ps.m.shadowRejected.Add(1)
+			ps.logf(now, "floodgate: policy %s: shadow mode let through a request it would reject (%s)", ps.cfg.Name, res.Reason)
+			continue
+		}
+		_ = ps.m.rejected.Add(1)
+		if res.Suppressed {
+			_ = ps.m.suppressed.Add(1)
+		}
+		return verdict{reject: l.rejection(first, ps, res)}
+	}
+	if first == nil {
+		return verdict{}
+	}
+	return verdict{headers: rateLimitHeaders(first.cfg.Response.Headers, l.views, nil)}
+}
+
+// decideOne decides one policy on the key's shared state.
+func (l *limiter) decideOne(ps *policyState, key []byte, now, cost int64) (algorithm.Result, error) {
+	var res algorithm.Result
+	draw := l.opts.Rand()
+	info, err := ps.store.Update(key, now, ps.ttlMs, func(cur []byte) ([]byte, bool) {
+		dst := cur // decide in place in the slot buffer the host returned
+		if dst == nil {
+			dst = l.scratch[:0]
+		}
+		var next []byte
+		next, res = ps.cfg.Compiled.Decide(dst, cur, now, cost, draw)
+		return next, res.Changed
+	})
+	if info.Evicted {
+		_ = ps.m.evictions.Add(1)
+	}
+	return res, err
+}
+
+// rejection builds the local answer of a request policy ps rejected.
+func (l *limiter) rejection(first, ps *policyState, res algorithm.Result) *localAnswer {
+	resp := ps.cfg.Response
+	headers := rateLimitHeaders(first.cfg.Response.Headers, l.views, nil)
+	retry := ceilSeconds(res.RetryAfterMs)
+	if res.Reason != algorithm.ReasonCostExceedsQuota {
+		headers = append(headers, [2]string{"retry-after", strconv.FormatInt(retry, 10)})
+	}
+	body := []byte(resp.Body)
+	contentType := "text/plain"
+	if resp.ProblemJSON {
+		contentType = "application/problem+json"
+		body = problemJSON(resp.Status, ps.cfg.Name, res, retry)
+	}
+	headers = append(headers, [2]string{"content-type", contentType})
+	return &localAnswer{Status: resp.Status, Headers: headers, Body: body}
+}
+
+// problemJSON renders an RFC 9457 problem document.
+func problemJSON(status uint32, policy string, res algorithm.Result, retry int64) []byte {
+	detail := "quota exhausted"
+	switch res.Reason {
+	case algorithm.ReasonCostExceedsQuota:
+		detail = "request cost exceeds the quota"
+	case algorithm.ReasonSuppressed:
+		detail = "request shed near the limit"
+	case algorithm.ReasonHardLimit:
+		detail = "hard limit reached"
+	}
+	return []byte(`{"type":"about:blank","title":"Too Many Requests","status":` + strconv.Itoa(int(status)) +
+		`,"detail":` + strconv.Quote(detail) + `,"policy":` + strconv.Quote(policy) +
+		`,"retry_after":` + strconv.FormatInt(retry, 10) + "}")
+}
+
+// logf logs at error level, at most once a second per policy, saying how many lines it held back.
+func (ps *policyState) logf(now int64, format string, args ...any) {
+	if now-ps.lastLogMs < 1000 {
+		ps.quiet++
+		return
+	}
+	msg := fmt.Sprintf(format, args...)
+	if ps.quiet > 0 {
+		msg += fmt.Sprintf(" (%d similar lines held back)", ps.quiet)
+	}
+	ps.lastLogMs, ps.quiet = now, 0
+	host.Log(host.LevelError, msg)
+}
+

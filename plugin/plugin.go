@@ -1,0 +1,120 @@
+// Package plugin is floodgate's filter logic, host-agnostic: it implements the proxy-wasm context
+// interfaces of the SDK's types package and reaches the host only through internal/host, so the
+// same code runs as the wasm plugin (cmd/floodgate) and natively under the SDK's proxytest
+// emulator.
+//
+// Per request, every policy whose match holds builds its key, decides with algorithm/ on state
+// kept by store/ in the proxy's shared data, and either lets the request go on (rate-limit headers
+// are added to the response) or answers it locally (429, Retry-After, headers, body).
+package plugin
+
+import (
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/floodgate-proxy/floodgate/config"
+	"github.com/floodgate-proxy/floodgate/internal/host"
+	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
+)
+
+// Options are the plugin's injectable dependencies; the zero value uses the wall clock and a
+// seeded random source.
+type Options struct {
+	// NowMs returns the time in milliseconds. Every worker VM of a proxy must agree on it, which
+	// is why the default is the wall clock (the Go runtime's monotonic clock starts anew in each VM).
+	NowMs func() int64
+	// Rand returns a draw in [0, 1) for the suppressed strategy.
+	Rand func() float64
+}
+
+// NewVM returns the plugin's VM context.
+func NewVM(opts Options) types.VMContext {
+	if opts.NowMs == nil {
+		opts.NowMs = func() int64 { return time.Now().UnixMilli() }
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Float64
+	}
+	return &vmContext{opts: opts}
+}
+
+type vmContext struct {
+	types.DefaultVMContext
+	opts Options
+}
+
+// NewPluginContext creates the root context that holds one configuration.
+func (v *vmContext) NewPluginContext(id uint32) types.PluginContext {
+	return &pluginContext{id: id, opts: v.opts}
+}
+
+// pluginContext is a root context: one loaded configuration and what it compiled to.
+type pluginContext struct {
+	types.DefaultPluginContext
+	id      uint32
+	opts    Options
+	limiter *limiter
+}
+
+// OnPluginStart reads and validates the configuration. A bad configuration is logged at
+// critical level, one line per problem, and refused: Envoy then rejects it (canary VM) or fails
+// the plugin (worker VM).
+func (p *pluginContext) OnPluginStart(int) types.OnPluginStartStatus {
+	data, err := host.PluginConfiguration()
+	if err != nil && len(data) == 0 {
+		data = nil // no configuration: Parse says what is missing
+	}
+	cfg, err := config.Parse(data)
+	if err == nil {
+		p.limiter, err = newLimiter(cfg, p.opts)
+	}
+	if err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			host.Log(host.LevelCritical, "floodgate: invalid configuration: "+line)
+		}
+		return types.OnPluginStartStatusFailed
+	}
+	host.Log(host.LevelInfo, "floodgate: configuration loaded: "+p.limiter.summary())
+	return types.OnPluginStartStatusOK
+}
+
+// NewHttpContext creates the context of one request.
+func (p *pluginContext) NewHttpContext(id uint32) types.HttpContext {
+	return &httpContext{id: id, limiter: p.limiter}
+}
+
+// httpContext is one request.
+type httpContext struct {
+	types.DefaultHttpContext
+	id      uint32
+	limiter *limiter
+	// answer holds the rate-limit headers to add to the upstream's response.
+	answer [][2]string
+}
+
+// OnHttpRequestHeaders decides the request.
+func (h *httpContext) OnHttpRequestHeaders(int, bool) types.Action {
+	if h.limiter == nil {
+		return types.ActionContinue
+	}
+	var req request
+	v := h.limiter.decide(&req)
+	if v.reject != nil {
+		if err := host.SendLocalResponse(v.reject.Status, v.reject.Headers, v.reject.Body); err != nil {
+			host.Log(host.LevelError, "floodgate: local response: "+err.Error())
+			return types.ActionContinue
+		}
+		return types.ActionPause
+	}
+	h.answer = v.headers
+	return types.ActionContinue
+}
+
+// OnHttpResponseHeaders adds the rate-limit headers of an admitted request to the response.
+func (h *httpContext) OnHttpResponseHeaders(int, bool) types.Action {
+	for _, kv := range h.answer {
+		_ = host.AddResponseHeader(kv[0], kv[1])
+	}
+	return types.ActionContinue
+}
