@@ -147,12 +147,17 @@ func TestAbsoluteEdges(t *testing.T) {
 			{at: 1999, retry: 1, remaining: 0, reason: ReasonQuotaExhausted},
 			{at: 2000, allowed: true, retry: 0, remaining: 0},
 		}},
-		{name: "clock going backwards counts as no time passing", limits: []Limit{mustLimit(t, 2, 1, 100)}, steps: []step{
+		{name: "clock going backwards within a window counts as no time passing", limits: []Limit{mustLimit(t, 2, 1, 100)}, steps: []step{
 			{at: 10000, allowed: true, retry: 0, remaining: 1},
 			{at: 10500, allowed: true, retry: 0, remaining: 0},
-			{at: 3000, retry: 500, remaining: 0, reason: ReasonQuotaExhausted},
+			{at: 9600, retry: 500, remaining: 0, reason: ReasonQuotaExhausted},
 			{at: 10999, retry: 1, remaining: 0, reason: ReasonQuotaExhausted},
 			{at: 11000, allowed: true, retry: 0, remaining: 0},
+		}},
+		{name: "clock going back by more than a window starts afresh", limits: []Limit{mustLimit(t, 2, 1, 100)}, steps: []step{
+			{at: 10000, allowed: true, retry: 0, remaining: 1},
+			{at: 10500, allowed: true, retry: 0, remaining: 0},
+			{at: 3000, allowed: true, retry: 0, remaining: 1},
 		}},
 		{name: "buckets age out one by one", limits: []Limit{mustLimit(t, 3, 1, 100)}, steps: []step{
 			{at: 0, allowed: true, retry: 0, remaining: 2},

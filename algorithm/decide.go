@@ -86,6 +86,12 @@ func (p *Policy) Decide(dst, old []byte, nowMs, cost int64, draw float64) ([]byt
 	for i := range p.limits {
 		expire(st.ring(i), base, now)
 	}
+	if now-base > rebaseAfterMs {
+		// Before anything is added: a bucket offset must fit in 32 bits however long the key
+		// was idle.
+		p.rebase(st, now)
+		base = st.base()
+	}
 	var res Result
 	if p.strategy == Absolute {
 		res = p.decideAbsolute(st, base, now, cost)
@@ -93,10 +99,7 @@ func (p *Policy) Decide(dst, old []byte, nowMs, cost int64, draw float64) ([]byt
 		res = p.decideSuppressed(st, base, now, cost, draw)
 	}
 	res.Reset = reset
-	if res.Changed && now-base > rebaseAfterMs {
-		p.rebase(st, now)
-	}
-	p.report(st, st.base(), now, &res)
+	p.report(st, base, now, &res)
 	return st.b, res
 }
 
@@ -135,28 +138,27 @@ func add(r ring, base, now, cost int64, denied bool) {
 	}
 	rec := r.at(n - 1)
 	le.PutUint32(rec[4:], uint32(now-base))
-	le.PutUint32(rec[8:], uint32(clampU32(int64(le.Uint32(rec[8:]))+cost)))
-	r.setSumA(r.sumA() + cost)
 	if denied {
+		// Denied units only feed the perceived rate: saturating them is harmless.
 		le.PutUint32(rec[12:], uint32(clampU32(int64(le.Uint32(rec[12:]))+cost)))
 		r.setSumD(r.sumD() + cost)
+		return
 	}
+	// Accepted units never exceed the hard quota (<= MaxQuota), so they never saturate.
+	le.PutUint32(rec[8:], uint32(clampU32(int64(le.Uint32(rec[8:]))+cost)))
+	r.setSumA(r.sumA() + cost)
 }
 
 // fitsAfter returns the time from now until used - (what expires) + cost <= quota, walking the
-// buckets oldest first; acceptedOnly counts a bucket's accepted units (admitted - denied) rather
-// than all it admitted. ok is false when the cost can never fit.
-func fitsAfter(r ring, base, now, used, cost, quota int64, acceptedOnly bool) (ms int64, ok bool) {
+// buckets oldest first and counting each bucket's admitted (accepted) units. ok is false when the cost can never fit.
+func fitsAfter(r ring, base, now, used, cost, quota int64) (ms int64, ok bool) {
 	if cost > quota {
 		return 0, false
 	}
 	recs := r.b[limitHeaderSize:]
-	for k, i := 0, r.first(); k < r.n() && used+cost > quota; k++ {
+	for k, i, n := 0, r.first(), r.n(); k < n && used+cost > quota; k++ {
 		rec := recs[i*r.rec : (i+1)*r.rec]
 		used -= int64(le.Uint32(rec[8:]))
-		if acceptedOnly && r.rec == 16 {
-			used += int64(le.Uint32(rec[12:]))
-		}
 		ms = base + int64(le.Uint32(rec[4:])) + r.c.WindowMs - now
 		if i++; i == r.c.buckets {
 			i = 0
@@ -173,7 +175,7 @@ func (p *Policy) decideAbsolute(st state, base, now, cost int64) Result {
 		if used+cost <= r.c.Quota {
 			continue
 		}
-		retry, ok := fitsAfter(r, base, now, used, cost, r.c.Quota, false)
+		retry, ok := fitsAfter(r, base, now, used, cost, r.c.Quota)
 		switch {
 		case !ok:
 			if res.Reason != ReasonCostExceedsQuota {
@@ -198,16 +200,16 @@ func (p *Policy) decideSuppressed(st state, base, now, cost int64, draw float64)
 	hard := false
 	for i := range p.limits {
 		r := st.ring(i)
-		acc := r.sumA() - r.sumD()
+		acc := r.sumA()
 		switch {
 		case acc+cost <= r.c.Quota:
 		case acc+cost > r.c.hard:
-			retry, ok := fitsAfter(r, base, now, acc, cost, r.c.hard, true)
+			retry, ok := fitsAfter(r, base, now, acc, cost, r.c.hard)
 			reason := ReasonHardLimit
 			if !ok {
 				reason = ReasonCostExceedsQuota
 			}
-			if !hard || retry > res.RetryAfterMs {
+			if !hard || (res.Reason != ReasonCostExceedsQuota && (reason == ReasonCostExceedsQuota || retry > res.RetryAfterMs)) {
 				res.Decider, res.Reason, res.RetryAfterMs = i, reason, retry
 			}
 			hard = true
@@ -229,8 +231,8 @@ func (p *Policy) decideSuppressed(st state, base, now, cost int64, draw float64)
 		// A shed request may pass at any moment; it is told the time until the first accepted
 		// unit leaves the window, the earliest moment the odds improve.
 		r := st.ring(res.Decider)
-		acc := r.sumA() - r.sumD()
-		retry, _ := fitsAfter(r, base, now, acc, 1, acc, true)
+		acc := r.sumA()
+		retry, _ := fitsAfter(r, base, now, acc, 1, acc)
 		res.Allowed, res.Suppressed, res.Reason, res.RetryAfterMs = false, true, ReasonSuppressed, retry
 	default:
 		res.Decider = -1
@@ -245,10 +247,10 @@ func (p *Policy) decideSuppressed(st state, base, now, cost int64, draw float64)
 // suppressionFactor is max(0, 1 - rate/perceived) with perceived = max(attempts per second over
 // the window, attempts in the last second).
 func suppressionFactor(r ring, base, now int64) float64 {
-	perceived := float64(r.sumA()) * 1000 / float64(r.c.WindowMs)
+	perceived := float64(r.sumA()+r.sumD()) * 1000 / float64(r.c.WindowMs)
 	var lastSecond int64
 	for k := r.n() - 1; k >= 0 && now-(base+r.end(k)) < 1000; k-- {
-		lastSecond += r.a(k)
+		lastSecond += r.a(k) + r.d(k)
 	}
 	perceived = max(perceived, float64(lastSecond))
 	if perceived <= r.c.Rate {
@@ -261,7 +263,7 @@ func suppressionFactor(r ring, base, now int64) float64 {
 func (p *Policy) report(st state, base, now int64, res *Result) {
 	for i := range p.limits {
 		r := st.ring(i)
-		used := r.sumA() - r.sumD()
+		used := r.sumA()
 		remaining := max(r.c.Quota-used, 0)
 		if i > 0 && remaining >= res.Remaining {
 			continue

@@ -19,7 +19,7 @@ import (
 // a key: 1000 buckets are 8 KB (absolute) or 12 KB (suppressed) per limit, which every decision
 // copies in and out of shared data. A 100 ms grouping covers windows up to 100 s; longer windows
 // group more coarsely (see DefaultGroupMs), which only ever makes the limiter stricter, never
-// looser, because a bucket is counted until its start leaves the window.
+// looser, because a bucket is counted until its latest request leaves the window.
 const MaxBuckets = 1000
 
 // MaxQuota is the largest window quota; counters are 32-bit.

@@ -7,7 +7,7 @@ import "encoding/binary"
 //	header, 24 bytes: version u8, strategy u8, limit count u8, 0 u8, fingerprint u32,
 //	                  base i64 (ms; bucket starts are offsets from it), last i64 (latest time seen, ms)
 //	per limit:        first u16 (ring index of the oldest live bucket), n u16 (live buckets),
-//	                  sumA u32 (admitted, or attempted for suppressed), sumD u32 (denied), 0 u32,
+//	                  sumA u32 (admitted/accepted), sumD u32 (denied; attempted = sumA + sumD), 0 u32,
 //	                  then Buckets() records: start u32 and end u32 (ms after base: first and
 //	                  latest request counted in the bucket), a u32, [d u32 for suppressed]
 const (
@@ -37,7 +37,10 @@ func (p *Policy) load(dst, old []byte, now int64) (st state, reset bool) {
 		dst = make([]byte, p.size)
 	}
 	st = state{p: p, b: dst}
-	if p.valid(old) {
+	// A state from more than a window in the future (a clock stepped back that far, or a corrupt
+	// time) is started afresh rather than trusted: it would otherwise lock the key until the
+	// clock caught up.
+	if p.valid(old) && int64(le.Uint64(old[16:]))-now <= p.LongestWindowMs() {
 		copy(dst, old)
 		return st, false
 	}
