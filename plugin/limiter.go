@@ -210,4 +210,3 @@ func (ps *policyState) logf(now int64, format string, args ...any) {
 	ps.lastLogMs, ps.quiet = now, 0
 	host.Log(host.LevelError, msg)
 }
-
