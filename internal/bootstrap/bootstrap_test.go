@@ -1,0 +1,66 @@
+package bootstrap
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/floodgate-proxy/floodgate/config"
+)
+
+func shipped(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile("../../envoy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+func TestShippedEnvoyYAML(t *testing.T) {
+	b, err := Load("../../envoy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Listener != "127.0.0.1:10000" || b.Route != "upstream" || b.Clusters["upstream"] != "127.0.0.1:8080" ||
+		b.Clusters["floodgate-redis-helper"] != "127.0.0.1:8379" {
+		t.Fatalf("bootstrap %+v", b)
+	}
+	f := b.Filter
+	if f.Name != "floodgate" || f.RootID != "floodgate" || f.VMID != "floodgate" || f.Runtime != "envoy.wasm.runtime.v8" || f.Code != "plugin.wasm" || f.FailOpen {
+		t.Fatalf("wasm filter %+v", f)
+	}
+	// The plugin configuration shipped to users passes the plugin's own validation.
+	cfg, err := config.Parse([]byte(f.Configuration))
+	if err != nil {
+		t.Fatalf("the shipped plugin configuration is invalid:\n%v", err)
+	}
+	if len(cfg.Policies) != 2 {
+		t.Fatalf("%d policies", len(cfg.Policies))
+	}
+}
+
+func TestBrokenBootstraps(t *testing.T) {
+	tests := []struct {
+		name, old, new, want string
+	}{
+		{name: "unknown field", old: "stat_prefix: ingress", new: "stat_prefix: ingress\n          stat_prefx: x", want: `unknown field "stat_prefx"`},
+		{name: "unresolvable typed_config", old: "envoy.extensions.filters.http.router.v3.Router", new: "envoy.extensions.filters.http.router.v3.Routr", want: "Routr"},
+		{name: "validator: empty route cluster", old: "route: { cluster: upstream }", new: `route: { cluster: "" }`, want: "invalid"},
+		{name: "validator: negative timeout", old: "connect_timeout: 1s", new: "connect_timeout: -1s", want: "ConnectTimeout"},
+		{name: "no wasm filter", old: "envoy.extensions.filters.http.wasm.v3.Wasm", new: "envoy.extensions.filters.http.router.v3.Router\n              config: {}", want: `unknown field "config"`},
+		{name: "route to a missing cluster", old: "route: { cluster: upstream }", new: "route: { cluster: nowhere }", want: `cluster "nowhere", which is not defined`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := shipped(t)
+			if !strings.Contains(src, tc.old) {
+				t.Fatalf("envoy.yaml no longer contains %q", tc.old)
+			}
+			_, err := Parse([]byte(strings.Replace(src, tc.old, tc.new, 1)))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
