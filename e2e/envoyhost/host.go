@@ -29,6 +29,9 @@ import (
 	"github.com/tetratelabs/wazero"
 )
 
+// compilationCache keeps compiled modules across Hosts of one process (tests start many).
+var compilationCache = wazero.NewCompilationCache()
+
 // ErrConfigRejected is returned by New when the canary VM's configure returns false: Envoy then
 // refuses the configuration (NACK or failed start).
 var ErrConfigRejected = errors.New("envoyhost: plugin configuration rejected")
@@ -92,7 +95,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	if h.shared == nil {
 		h.shared = NewSharedData()
 	}
-	h.runtime = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(false))
+	h.runtime = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCompilationCache(compilationCache))
 	if err := h.instantiateHostModules(ctx); err != nil {
 		h.runtime.Close(ctx)
 		return nil, err
