@@ -50,6 +50,7 @@ func newLimiter(cfg *config.Config, opts Options) (*limiter, error) {
 		st, err := store.New(sharedData{}, store.Options{
 			Prefix:      cfg.SharedData.Prefix + ":" + p.Name,
 			Slots:       cfg.SharedData.Slots,
+			Ways:        waysFor(p.Compiled.StateSize()),
 			PayloadSize: p.Compiled.StateSize(),
 		})
 		if err != nil {
@@ -71,6 +72,15 @@ func newLimiter(cfg *config.Config, opts Options) (*limiter, error) {
 		l.scratch = make([]byte, max(len(l.scratch), p.Compiled.StateSize()))
 	}
 	return l, nil
+}
+
+// slotTarget is the slot size the number of ways aims at: every decision copies a whole slot in
+// and out of shared data, so large states (long windows in fine buckets) get fewer ways.
+const slotTarget = 4096
+
+// waysFor returns the ways per slot for a state of size bytes: 4, down to 1 for large states.
+func waysFor(size int) int {
+	return max(1, min(4, slotTarget/(size+16)))
 }
 
 func (l *limiter) summary() string {

@@ -99,6 +99,7 @@ func (h *Host) instantiateHostModules(ctx context.Context) error {
 		b := h.runtime.NewHostModuleBuilder(modName)
 		for name, hf := range fns {
 			full := modName + "." + name
+			count := h.imports[full]
 			hf := hf
 			var results []api.ValueType
 			if !hf.void {
@@ -109,7 +110,7 @@ func (h *Host) instantiateHostModules(ctx context.Context) error {
 				if v.mod == nil { // calls made by _initialize, before InstantiateModule returns
 					v.mod = caller
 				}
-				v.checkRestricted(full)
+				v.checkRestricted(full, count)
 				st := hf.fn(v, stack)
 				if !hf.void {
 					stack[0] = uint64(st)

@@ -77,11 +77,14 @@ type Host struct {
 	metrics  *metricStore
 	next     atomic.Uint64 // round robin over VMs
 
-	mu      sync.Mutex
-	logs    []LogLine
-	imports map[string]int
-	calls   []HTTPCallRecord
-	closed  bool
+	// imports counts calls per import ("module.name"); the map is built once, the counters are
+	// atomic, so counting costs no lock on the hot path.
+	imports map[string]*atomic.Int64
+
+	mu     sync.Mutex
+	logs   []LogLine
+	calls  []HTTPCallRecord
+	closed bool
 }
 
 // New compiles the module, runs the canary VM's start and configure and then starts cfg.VMs
@@ -91,7 +94,13 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	if cfg.VMs <= 0 {
 		cfg.VMs = 2
 	}
-	h := &Host{cfg: cfg, shared: cfg.Shared, metrics: newMetricStore(), imports: make(map[string]int)}
+	h := &Host{cfg: cfg, shared: cfg.Shared, metrics: newMetricStore(), imports: make(map[string]*atomic.Int64)}
+	for name := range envFunctions {
+		h.imports["env."+name] = new(atomic.Int64)
+	}
+	for name := range wasiFunctions {
+		h.imports[wasiModule+"."+name] = new(atomic.Int64)
+	}
 	if h.shared == nil {
 		h.shared = NewSharedData()
 	}
@@ -226,19 +235,13 @@ func (h *Host) log(vmIndex int, level uint32, msg string) {
 
 // ImportCalls returns how often each import ("module.name") was called, over all VMs.
 func (h *Host) ImportCalls() map[string]int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	out := make(map[string]int, len(h.imports))
 	for k, v := range h.imports {
-		out[k] = v
+		if n := v.Load(); n > 0 {
+			out[k] = int(n)
+		}
 	}
 	return out
-}
-
-func (h *Host) countImport(name string) {
-	h.mu.Lock()
-	h.imports[name]++
-	h.mu.Unlock()
 }
 
 // Failures returns the errors of VMs that trapped (Envoy marks such a VM failed).

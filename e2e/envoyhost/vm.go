@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -275,8 +276,8 @@ func (v *vm) allocate(size uint32) (uint32, error) {
 }
 
 // checkRestricted traps when a non-allowed import is called inside the allocator.
-func (v *vm) checkRestricted(name string) {
-	v.host.countImport(name)
+func (v *vm) checkRestricted(name string, count *atomic.Int64) {
+	count.Add(1)
 	if !v.inAlloc {
 		return
 	}

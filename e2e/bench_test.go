@@ -1,0 +1,75 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/floodgate-proxy/floodgate/e2e/envoyhost"
+)
+
+// noopWasm returns the yardstick plugin: $FLOODGATE_NOOP_WASM (make bench builds it) or a build.
+func noopWasm(b *testing.B) []byte {
+	b.Helper()
+	path := os.Getenv("FLOODGATE_NOOP_WASM")
+	if path == "" {
+		path = filepath.Join(b.TempDir(), "noop.wasm")
+		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", path, "../cmd/noop-plugin")
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("build noop plugin: %v\n%s", err, out)
+		}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return data
+}
+
+// BenchmarkRequest measures one request (headers in, response headers out, stream done) through
+// one worker VM, for the no-op plugin and for floodgate deciding locally. BENCHMARKS.md reports
+// the ratios of one run.
+func BenchmarkRequest(b *testing.B) {
+	cases := []struct {
+		name   string
+		noop   bool
+		config string
+	}{
+		{name: "noop", noop: true, config: "{}"},
+		{name: "absolute-1-limit", config: configOf(policy("p", `,"key":[{"type":"client_ip"}],"limits":[{"rate":1000000}]`))},
+		{name: "absolute-3-limits", config: configOf(policy("p", `,"key":[{"type":"client_ip"}],"limits":[{"rate":1000000},{"requests":"100000000/m"},{"requests":"1000000000/h"}]`))},
+		{name: "suppressed-1-limit", config: configOf(policy("p", `,"key":[{"type":"client_ip"}],"limits":[{"rate":1000000}],"strategy":"suppressed","hard_limit_factor":2`))},
+		{name: "absolute-rejecting", config: configOf(policy("p", `,"key":[{"type":"constant","value":"all"}],"limits":[{"requests":"1/h"}]`))},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			wasm := noopWasm
+			if !c.noop {
+				wasm = func(b *testing.B) []byte { return pluginWasm(b) }
+			}
+			h, err := envoyhost.New(context.Background(), envoyhost.Config{Wasm: wasm(b), VMs: 1, PluginConfig: []byte(c.config)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer h.Close(context.Background())
+			sources := make([]string, 1024)
+			for i := range sources {
+				sources[i] = fmt.Sprintf("10.0.%d.%d:1234", i/256, i%256)
+			}
+			headers := [][2]string{{":method", "GET"}, {":path", "/api/items"}, {":authority", "api.example.com"}, {"x-api-key", "k"}}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				sendHeaders(b, h, sources[i%len(sources)], headers)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(h.MemoryBytes(0))/1024, "KiB-wasm-memory")
+			if f := h.Failures(); len(f) > 0 {
+				b.Fatal(f)
+			}
+		})
+	}
+}
