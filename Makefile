@@ -37,6 +37,7 @@ check:
 
 test: check $(PLUGIN) $(NOOP)
 	FLOODGATE_WASM=$(CURDIR)/$(PLUGIN) FLOODGATE_NOOP_WASM=$(CURDIR)/$(NOOP) $(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -race ./algorithm/ ./config/ ./store/ ./plugin/ ./internal/...
 
 bench: $(PLUGIN) $(NOOP)
 	FLOODGATE_WASM=$(CURDIR)/$(PLUGIN) FLOODGATE_NOOP_WASM=$(CURDIR)/$(NOOP) $(GO) test -run '^$$' -bench . -benchmem ./algorithm/ ./store/ ./e2e/
