@@ -26,10 +26,11 @@ type vm struct {
 	quit  chan struct{}
 	done  chan struct{}
 
-	alloc     api.Function
-	inAlloc   bool
-	nextCtxID uint32
-	fns       map[string]api.Function
+	alloc      api.Function
+	allocStack [1]uint64
+	inAlloc    bool
+	nextCtxID  uint32
+	fns        map[string]api.Function
 
 	// State of the callback running now (touched only on the VM goroutine).
 	current  *Stream // the stream whose callback runs, or nil in root callbacks
@@ -264,15 +265,16 @@ func (e errTrap) Error() string { return e.msg }
 // fd_write and clock_time_get (Envoy's V8 restriction); anything else traps.
 func (v *vm) allocate(size uint32) (uint32, error) {
 	v.inAlloc = true
-	res, err := v.alloc.Call(v.ctx, uint64(size))
+	v.allocStack[0] = uint64(size)
+	err := v.alloc.CallWithStack(v.ctx, v.allocStack[:])
 	v.inAlloc = false
 	if err != nil {
 		return 0, fmt.Errorf("allocate %d bytes: %w", size, err)
 	}
-	if len(res) == 0 || (res[0] == 0 && size > 0) {
+	if v.allocStack[0] == 0 && size > 0 {
 		return 0, fmt.Errorf("allocate %d bytes: the guest returned no memory", size)
 	}
-	return uint32(res[0]), nil
+	return uint32(v.allocStack[0]), nil
 }
 
 // checkRestricted traps when a non-allowed import is called inside the allocator.
