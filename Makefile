@@ -10,7 +10,10 @@ WASM_ENV  := GOOS=wasip1 GOARCH=wasm
 PLUGIN    := plugin.wasm
 NOOP      := build/noop.wasm
 
-.PHONY: all build noop run test check unit bench clean
+.PHONY: all build noop run test check bench oci push clean
+
+VERSION  ?= dev
+REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 
 all: build
 
@@ -41,6 +44,14 @@ test: check $(PLUGIN) $(NOOP)
 
 bench: $(PLUGIN) $(NOOP)
 	FLOODGATE_WASM=$(CURDIR)/$(PLUGIN) FLOODGATE_NOOP_WASM=$(CURDIR)/$(NOOP) $(GO) test -run '^$$' -bench . -benchmem ./algorithm/ ./store/ ./e2e/
+
+# OCI image for Istio's WasmPlugin (no Docker): an image layout in build/oci, or a push.
+oci: $(PLUGIN)
+	$(GO) run ./cmd/floodgate-oci -wasm $(PLUGIN) -layout build/oci -version $(VERSION) -revision "$(REVISION)"
+
+push: $(PLUGIN)
+	@test -n "$(REGISTRY)" || { echo "usage: make push REGISTRY=registry.example.com/team TAG=v0.1.0"; exit 2; }
+	$(GO) run ./cmd/floodgate-oci -wasm $(PLUGIN) -push $(REGISTRY)/floodgate:$(or $(TAG),$(VERSION)) -version $(or $(TAG),$(VERSION)) -revision "$(REVISION)"
 
 clean:
 	rm -rf $(PLUGIN) build

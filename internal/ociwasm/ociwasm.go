@@ -1,0 +1,166 @@
+// Package ociwasm packages a proxy-wasm module as an OCI image that Istio's WasmPlugin fetcher
+// accepts, and reads one back the way that fetcher does.
+//
+// Format: the OCI "compat" image: an OCI image manifest whose single layer is a gzip tar holding
+// plugin.wasm, exactly what `FROM scratch` + `COPY plugin.wasm ./` would build. Istio accepts it
+// (it takes plugin.wasm from the last layer), every registry stores it (no custom artifact media
+// types, which some registries refuse), and Docker is not needed to build it. The alternative,
+// the Solo "oci" wasm artifact, needs two layers with custom media types and is accepted by
+// fewer tools.
+//
+// For oci:// URLs the WasmPlugin's sha256 field is the manifest digest, which Digest returns.
+package ociwasm
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// FileName is the name Istio looks for in the image's last layer.
+const FileName = "plugin.wasm"
+
+// wasmMagic starts every wasm module.
+var wasmMagic = []byte{0x00, 'a', 's', 'm'}
+
+// ErrNotWasm is returned for bytes that are not a wasm module.
+var ErrNotWasm = errors.New("ociwasm: not a wasm module (no \\0asm magic)")
+
+// Annotations describe the image (OCI image-spec annotation keys).
+type Annotations struct {
+	Version, Source, Revision string
+	// Created defaults to the Unix epoch, so that the same module gives the same digest.
+	Created time.Time
+}
+
+// Image builds the image of module.
+func Image(module []byte, a Annotations) (v1.Image, error) {
+	if !bytes.HasPrefix(module, wasmMagic) {
+		return nil, ErrNotWasm
+	}
+	created := a.Created
+	if created.IsZero() {
+		created = time.Unix(0, 0).UTC()
+	}
+	var tarBuf bytes.Buffer
+	tw := tar.NewWriter(&tarBuf)
+	if err := tw.WriteHeader(&tar.Header{Name: FileName, Mode: 0o644, Size: int64(len(module)), ModTime: created, Typeflag: tar.TypeReg}); err != nil {
+		return nil, fmt.Errorf("ociwasm: tar: %w", err)
+	}
+	if _, err := tw.Write(module); err != nil {
+		return nil, fmt.Errorf("ociwasm: tar: %w", err)
+	}
+	if err := tw.Close(); err != nil {
+		return nil, fmt.Errorf("ociwasm: tar: %w", err)
+	}
+	data := tarBuf.Bytes()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(data)), nil
+	}, tarball.WithMediaType(types.OCILayer))
+	if err != nil {
+		return nil, fmt.Errorf("ociwasm: layer: %w", err)
+	}
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	img, err = mutate.Append(img, mutate.Addendum{Layer: layer, MediaType: types.OCILayer})
+	if err != nil {
+		return nil, fmt.Errorf("ociwasm: append layer: %w", err)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("ociwasm: config: %w", err)
+	}
+	cfg = cfg.DeepCopy()
+	cfg.Architecture, cfg.OS, cfg.Created = "wasm", "wasip1", v1.Time{Time: created}
+	if img, err = mutate.ConfigFile(img, cfg); err != nil {
+		return nil, fmt.Errorf("ociwasm: config: %w", err)
+	}
+	ann := map[string]string{
+		"org.opencontainers.image.title":   "floodgate",
+		"org.opencontainers.image.created": created.Format(time.RFC3339),
+	}
+	for k, v := range map[string]string{"version": a.Version, "source": a.Source, "revision": a.Revision} {
+		if v != "" {
+			ann["org.opencontainers.image."+k] = v
+		}
+	}
+	return mutate.Annotations(img, ann).(v1.Image), nil
+}
+
+// Digest returns the manifest digest, the WasmPlugin sha256 for an oci:// URL (hex, without the
+// "sha256:" prefix).
+func Digest(img v1.Image) (string, error) {
+	d, err := img.Digest()
+	if err != nil {
+		return "", fmt.Errorf("ociwasm: digest: %w", err)
+	}
+	return d.Hex, nil
+}
+
+// WriteLayout writes img into an OCI image layout directory, tagged ref (e.g. "floodgate:v1").
+func WriteLayout(dir, ref string, img v1.Image) error {
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		return fmt.Errorf("ociwasm: layout: %w", err)
+	}
+	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": ref})); err != nil {
+		return fmt.Errorf("ociwasm: layout: %w", err)
+	}
+	return nil
+}
+
+// Push sends img to the registry reference ref ("registry/repo:tag").
+func Push(ref string, img v1.Image, opts ...remote.Option) error {
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		return fmt.Errorf("ociwasm: reference %q: %w", ref, err)
+	}
+	if err := remote.Write(r, img, opts...); err != nil {
+		return fmt.Errorf("ociwasm: push %s: %w", ref, err)
+	}
+	return nil
+}
+
+// Module returns the wasm module of img as Istio's fetcher finds it: plugin.wasm in the last
+// layer, a gzip tar.
+func Module(img v1.Image) ([]byte, error) {
+	layers, err := img.Layers()
+	if err != nil || len(layers) == 0 {
+		return nil, fmt.Errorf("ociwasm: no layer: %v", err)
+	}
+	rc, err := layers[len(layers)-1].Uncompressed()
+	if err != nil {
+		return nil, fmt.Errorf("ociwasm: layer: %w", err)
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			return nil, fmt.Errorf("ociwasm: %s not found in the last layer: %w", FileName, err)
+		}
+		if h.Name == FileName || h.Name == "./"+FileName {
+			module, err := io.ReadAll(io.LimitReader(tr, 256<<20))
+			if err != nil {
+				return nil, fmt.Errorf("ociwasm: read %s: %w", FileName, err)
+			}
+			if !bytes.HasPrefix(module, wasmMagic) {
+				return nil, ErrNotWasm
+			}
+			return module, nil
+		}
+	}
+}
+
