@@ -163,4 +163,3 @@ func Module(img v1.Image) ([]byte, error) {
 		}
 	}
 }
-
