@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/floodgate-proxy/floodgate/config"
-	extensionsv1alpha1 "istio.io/api/extensions/v1alpha1"
 	"google.golang.org/protobuf/encoding/protojson"
+	extensionsv1alpha1 "istio.io/api/extensions/v1alpha1"
 	"sigs.k8s.io/yaml"
 )
 
