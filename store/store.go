@@ -147,6 +147,10 @@ func fingerprint(h uint64) uint64 {
 // an entry not written for ttlMs is expired and its way may be reused.
 func (s *Store) Update(key []byte, nowMs, ttlMs int64, fn func(cur []byte) (next []byte, write bool)) (Info, error) {
 	var info Info
+	if ttlMs <= 0 {
+		// Every entry would be stale: the limiter would never see a count.
+		return info, fmt.Errorf("store: ttl %d ms: must be > 0", ttlMs)
+	}
 	h := Hash(key)
 	fp := fingerprint(h)
 	skey := s.slotKey(uint32(h % uint64(s.opts.Slots)))
@@ -157,7 +161,7 @@ func (s *Store) Update(key []byte, nowMs, ttlMs int64, fn func(cur []byte) (next
 			return info, fmt.Errorf("store: get %s: %w", skey, err)
 		}
 		if !s.valid(val) {
-			info.Corrupt = !absent && len(val) > 0
+			info.Corrupt = !absent // an existing value that does not decode, empty ones included
 			val = s.empty(val)
 		}
 		w, cur := s.find(val, fp, nowMs, ttlMs)

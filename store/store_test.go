@@ -155,10 +155,17 @@ func TestCorruptSlotStartsAfresh(t *testing.T) {
 			s := newStore(t, m, Options{Slots: 1})
 			_ = m.Set(s.slotKey(0), tc.value, 0)
 			n, info := incr(t, s, "k", 0)
-			if n != 1 || info.Corrupt != (len(tc.value) > 0) {
+			if n != 1 || !info.Corrupt {
 				t.Fatalf("n=%d info=%+v", n, info)
 			}
 		})
+	}
+}
+
+func TestNonPositiveTTLIsRefused(t *testing.T) {
+	s := newStore(t, NewMemory(), Options{Slots: 1})
+	if _, err := s.Update([]byte("k"), 0, 0, func([]byte) ([]byte, bool) { return make([]byte, 8), true }); err == nil {
+		t.Fatal("a TTL of 0 was accepted")
 	}
 }
 
