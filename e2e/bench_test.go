@@ -3,32 +3,10 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 
 	"github.com/floodgate-proxy/floodgate/e2e/envoyhost"
 )
-
-// noopWasm returns the yardstick plugin: $FLOODGATE_NOOP_WASM (make bench builds it) or a build.
-func noopWasm(b *testing.B) []byte {
-	b.Helper()
-	path := os.Getenv("FLOODGATE_NOOP_WASM")
-	if path == "" {
-		path = filepath.Join(b.TempDir(), "noop.wasm")
-		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", path, "../cmd/noop-plugin")
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.Fatalf("build noop plugin: %v\n%s", err, out)
-		}
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return data
-}
 
 // BenchmarkRequest measures one request (headers in, response headers out, stream done) through
 // one worker VM, for the no-op plugin and for floodgate deciding locally. BENCHMARKS.md reports
@@ -47,9 +25,9 @@ func BenchmarkRequest(b *testing.B) {
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
-			wasm := noopWasm
-			if !c.noop {
-				wasm = func(b *testing.B) []byte { return pluginWasm(b) }
+			wasm := pluginWasm
+			if c.noop {
+				wasm = noopWasm
 			}
 			h, err := envoyhost.New(context.Background(), envoyhost.Config{Wasm: wasm(b), VMs: 1, PluginConfig: []byte(c.config)})
 			if err != nil {

@@ -20,31 +20,55 @@ import (
 )
 
 var (
-	wasmOnce  sync.Once
-	wasmBytes []byte
-	wasmErr   error
+	wasmMu    sync.Mutex
+	wasmBuilt = map[string][]byte{}
+	buildDir  string // where modules built by the tests go; removed by TestMain
 )
 
-// pluginWasm returns plugin.wasm: $FLOODGATE_WASM (make test builds it) or a fresh build.
-func pluginWasm(t testing.TB) []byte {
-	t.Helper()
-	wasmOnce.Do(func() {
-		path := os.Getenv("FLOODGATE_WASM")
-		if path == "" {
-			path = filepath.Join(t.TempDir(), "plugin.wasm")
-			cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", path, "../cmd/floodgate")
-			cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				wasmErr = fmt.Errorf("build plugin: %v\n%s", err, out)
-				return
-			}
-		}
-		wasmBytes, wasmErr = os.ReadFile(path)
-	})
-	if wasmErr != nil {
-		t.Fatal(wasmErr)
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
 	}
-	return wasmBytes
+	os.Exit(code)
+}
+
+// pluginWasm returns plugin.wasm: $FLOODGATE_WASM (make test builds it) or a fresh build.
+func pluginWasm(t testing.TB) []byte { return module(t, "FLOODGATE_WASM", "../cmd/floodgate") }
+
+// noopWasm returns the yardstick plugin: $FLOODGATE_NOOP_WASM or a fresh build.
+func noopWasm(t testing.TB) []byte { return module(t, "FLOODGATE_NOOP_WASM", "../cmd/noop-plugin") }
+
+// module reads the module named by envVar, or builds pkg once per test binary.
+func module(t testing.TB, envVar, pkg string) []byte {
+	t.Helper()
+	wasmMu.Lock()
+	defer wasmMu.Unlock()
+	if b, ok := wasmBuilt[pkg]; ok {
+		return b
+	}
+	path := os.Getenv(envVar)
+	if path == "" {
+		if buildDir == "" {
+			dir, err := os.MkdirTemp("", "floodgate-e2e")
+			if err != nil {
+				t.Fatal(err)
+			}
+			buildDir = dir
+		}
+		path = filepath.Join(buildDir, filepath.Base(pkg)+".wasm")
+		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", path, pkg)
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasmBuilt[pkg] = b
+	return b
 }
 
 func startHost(t testing.TB, config string, vms int, mutate ...func(*envoyhost.Config)) *envoyhost.Host {

@@ -2,10 +2,10 @@ package envoyhost
 
 import (
 	"context"
-	"encoding/binary"
 	"strings"
 	"time"
 
+	"github.com/floodgate-proxy/floodgate/internal/abi"
 	"github.com/tetratelabs/wazero/api"
 )
 
@@ -244,56 +244,12 @@ func (v *vm) headerMap(t uint32) (*[][2]string, bool) {
 	return nil, false
 }
 
-// EncodeMap serializes pairs in the proxy-wasm header-map format.
-func EncodeMap(pairs [][2]string) []byte {
-	size := 4
-	for _, p := range pairs {
-		size += 8 + len(p[0]) + len(p[1]) + 2
-	}
-	buf := make([]byte, size)
-	binary.LittleEndian.PutUint32(buf, uint32(len(pairs)))
-	off := 4
-	for _, p := range pairs {
-		binary.LittleEndian.PutUint32(buf[off:], uint32(len(p[0])))
-		binary.LittleEndian.PutUint32(buf[off+4:], uint32(len(p[1])))
-		off += 8
-	}
-	for _, p := range pairs {
-		off += copy(buf[off:], p[0]) + 1
-		off += copy(buf[off:], p[1]) + 1
-	}
-	return buf
-}
-
-// decodeMap parses the header-map format; ok is false when it does not add up.
-func decodeMap(buf []byte) ([][2]string, bool) {
-	if len(buf) < 4 {
-		return nil, len(buf) == 0
-	}
-	n := int(binary.LittleEndian.Uint32(buf))
-	if n > (len(buf)-4)/10 {
-		return nil, false
-	}
-	off := 4 + 8*n
-	out := make([][2]string, n)
-	for i := range out {
-		kl := int(binary.LittleEndian.Uint32(buf[4+8*i:]))
-		vl := int(binary.LittleEndian.Uint32(buf[8+8*i:]))
-		if off+kl+vl+2 > len(buf) || kl < 0 || vl < 0 {
-			return nil, false
-		}
-		out[i] = [2]string{string(buf[off : off+kl]), string(buf[off+kl+1 : off+kl+1+vl])}
-		off += kl + vl + 2
-	}
-	return out, true
-}
-
 func proxyGetHeaderMapPairs(v *vm, s []uint64) uint32 {
 	m, ok := v.headerMap(u(s[0]))
 	if !ok {
 		return statusNotFound
 	}
-	return v.writeOut(EncodeMap(*m), u(s[1]), u(s[2]))
+	return v.writeOut(abi.EncodeMap(*m), u(s[1]), u(s[2]))
 }
 
 func proxySetHeaderMapPairs(v *vm, s []uint64) uint32 {
@@ -305,8 +261,8 @@ func proxySetHeaderMapPairs(v *vm, s []uint64) uint32 {
 	if !ok {
 		return statusInvalidMemoryAccess
 	}
-	pairs, ok := decodeMap(raw)
-	if !ok {
+	pairs, err := abi.DecodeMap(raw)
+	if err != nil {
 		return statusBadArgument
 	}
 	*m = pairs
@@ -481,8 +437,8 @@ func proxySendLocalResponse(v *vm, s []uint64) uint32 {
 	if !ok1 || !ok2 {
 		return statusInvalidMemoryAccess
 	}
-	headers, ok := decodeMap(raw)
-	if !ok {
+	headers, err := abi.DecodeMap(raw)
+	if err != nil {
 		return statusBadArgument
 	}
 	for i := range headers {

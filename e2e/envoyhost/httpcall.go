@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/floodgate-proxy/floodgate/internal/abi"
 )
 
 // HTTPCallRecord is one proxy_http_call the plugin made.
@@ -49,8 +51,8 @@ func proxyHTTPCall(v *vm, s []uint64) uint32 {
 	if !ok1 || !ok2 || !ok3 {
 		return statusInvalidMemoryAccess
 	}
-	headers, ok := decodeMap(rawHeaders)
-	if !ok {
+	headers, err := abi.DecodeMap(rawHeaders)
+	if err != nil {
 		return statusBadArgument
 	}
 	addr, known := v.host.cfg.Clusters[string(cluster)]
