@@ -9,6 +9,7 @@
 package plugin
 
 import (
+	"errors"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -62,10 +63,11 @@ type pluginContext struct {
 // the plugin (worker VM).
 func (p *pluginContext) OnPluginStart(int) types.OnPluginStartStatus {
 	data, err := host.PluginConfiguration()
-	if err != nil && len(data) == 0 {
-		data = nil // no configuration: Parse says what is missing
+	if err != nil && !errors.Is(err, types.ErrorStatusNotFound) {
+		host.Log(host.LevelCritical, "floodgate: reading the configuration: "+err.Error())
+		return types.OnPluginStartStatusFailed
 	}
-	cfg, err := config.Parse(data)
+	cfg, err := config.Parse(data) // an absent configuration is refused as empty
 	if err == nil {
 		p.limiter, err = newLimiter(cfg, p.opts)
 	}
