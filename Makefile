@@ -10,7 +10,7 @@ WASM_ENV  := GOOS=wasip1 GOARCH=wasm
 PLUGIN    := plugin.wasm
 NOOP      := build/noop.wasm
 
-.PHONY: all build noop run test check bench oci push clean
+.PHONY: all build noop run test check deps bench oci push clean
 
 VERSION  ?= dev
 REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null)
@@ -38,7 +38,11 @@ check:
 	$(GO) vet ./...
 	$(WASM_ENV) $(GO) vet ./cmd/... ./internal/... ./plugin/... ./algorithm/... ./config/... ./store/...
 
-test: check $(PLUGIN) $(NOOP)
+# Test dependencies: a redis-server binary (the tests start their own on a free loopback port).
+deps:
+	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+
+test: deps check $(PLUGIN) $(NOOP)
 	FLOODGATE_WASM=$(CURDIR)/$(PLUGIN) FLOODGATE_NOOP_WASM=$(CURDIR)/$(NOOP) $(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -race ./algorithm/ ./config/ ./store/ ./plugin/ ./internal/...
 

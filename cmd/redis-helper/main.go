@@ -1,0 +1,117 @@
+// Command redis-helper is the small stateless HTTP service the floodgate plugin reaches Redis
+// through (see internal/redishelper for the protocol). It supports standalone Redis, Redis
+// Cluster and Sentinel, TLS to Redis and on its own listener, a required bearer token, a command
+// allow-list, request size limits and timeouts, /healthz, /readyz, Prometheus /metrics,
+// structured logs and graceful shutdown.
+//
+//	FLOODGATE_HELPER_TOKEN=... redis-helper -listen 127.0.0.1:8379 -redis 127.0.0.1:6379
+//	redis-helper -redis-mode cluster -redis node1:6379,node2:6379
+//	redis-helper -redis-mode sentinel -sentinel-master mymaster -redis s1:26379,s2:26379
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/floodgate-proxy/floodgate/internal/redishelper"
+	"github.com/redis/go-redis/v9"
+)
+
+func main() {
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if err := run(logger); err != nil {
+		logger.Error("redis-helper stopped", "error", err)
+		os.Exit(1)
+	}
+}
+
+func run(logger *slog.Logger) error {
+	listen := flag.String("listen", "127.0.0.1:8379", "address to serve on")
+	addrs := flag.String("redis", "127.0.0.1:6379", "Redis addresses, comma-separated (cluster nodes or sentinels)")
+	mode := flag.String("redis-mode", "standalone", "standalone, cluster or sentinel")
+	master := flag.String("sentinel-master", "", "the master name (sentinel mode)")
+	redisTLS := flag.Bool("redis-tls", false, "connect to Redis with TLS")
+	redisCA := flag.String("redis-ca", "", "CA bundle for Redis TLS (default: system roots)")
+	certFile := flag.String("tls-cert", "", "serve HTTPS with this certificate")
+	keyFile := flag.String("tls-key", "", "and this key")
+	allow := flag.String("allow", strings.Join(redishelper.DefaultAllow, ","), "allowed commands")
+	maxBody := flag.Int64("max-body", 64<<10, "largest request body, bytes")
+	timeout := flag.Duration("timeout", time.Second, "Redis time budget of one request")
+	flag.Parse()
+
+	token := os.Getenv("FLOODGATE_HELPER_TOKEN")
+	if token == "" {
+		return errors.New("FLOODGATE_HELPER_TOKEN must be set")
+	}
+	opts := &redis.UniversalOptions{
+		Addrs:    strings.Split(*addrs, ","),
+		Username: os.Getenv("REDIS_USERNAME"), Password: os.Getenv("REDIS_PASSWORD"),
+		Protocol: 2, DialTimeout: 250 * time.Millisecond, ReadTimeout: *timeout, WriteTimeout: *timeout,
+	}
+	switch *mode {
+	case "standalone":
+		opts.Addrs = opts.Addrs[:1]
+	case "cluster":
+		opts.IsClusterMode = true
+	case "sentinel":
+		if *master == "" {
+			return errors.New("-sentinel-master is required in sentinel mode")
+		}
+		opts.MasterName = *master
+	default:
+		return fmt.Errorf("-redis-mode %q: want standalone, cluster or sentinel", *mode)
+	}
+	if *redisTLS {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if *redisCA != "" {
+			pem, err := os.ReadFile(*redisCA)
+			if err != nil {
+				return err
+			}
+			cfg.RootCAs = x509.NewCertPool()
+			if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+				return fmt.Errorf("%s: no certificate", *redisCA)
+			}
+		}
+		opts.TLSConfig = cfg
+	}
+	client := redis.NewUniversalClient(opts)
+	defer client.Close()
+
+	h, err := redishelper.New(client, redishelper.Options{Token: token, Allow: strings.Split(*allow, ","), MaxBody: *maxBody, Timeout: *timeout, Logger: logger})
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Addr: *listen, Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() {
+		logger.Info("redis-helper serving", "listen", *listen, "redis", *addrs, "mode", *mode)
+		if *certFile != "" {
+			errc <- srv.ListenAndServeTLS(*certFile, *keyFile)
+		} else {
+			errc <- srv.ListenAndServe()
+		}
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdown)
+}

@@ -1,0 +1,180 @@
+package redishelper
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+var redisAddr string
+
+// TestMain starts a real redis-server on a free loopback port (make test installs it).
+func TestMain(m *testing.M) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	redisAddr = l.Addr().String()
+	l.Close()
+	_, port, _ := net.SplitHostPort(redisAddr)
+	srv := exec.Command("redis-server", "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no")
+	if err := srv.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "redis-server is needed (make test installs it):", err)
+		os.Exit(1)
+	}
+	for i := 0; i < 100; i++ {
+		if c, err := net.Dial("tcp", redisAddr); err == nil {
+			c.Close()
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	code := m.Run()
+	srv.Process.Kill()
+	srv.Wait()
+	os.Exit(code)
+}
+
+func newServer(t *testing.T, addr string, opts Options) *httptest.Server {
+	t.Helper()
+	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{addr}, Protocol: 2, DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { client.Close() })
+	if opts.Token == "" {
+		opts.Token = "secret"
+	}
+	h, err := New(client, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func call(t *testing.T, srv *httptest.Server, path, token, body string, headers ...string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", srv.URL+path, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, strings.TrimSpace(string(b))
+}
+
+const script = `return {KEYS[1], tonumber(ARGV[1]) + 1}`
+
+func TestProtocol(t *testing.T) {
+	srv := newServer(t, redisAddr, Options{MaxBody: 256})
+	sha := fmt.Sprintf("%q", scriptSHA(t, srv))
+	tests := []struct {
+		name, path, token, body string
+		headers                 []string
+		status                  int
+		want                    string
+	}{
+		{name: "ping", path: "/", token: "secret", body: `["PING"]`, status: 200, want: `{"result":"PONG"}`},
+		{name: "eval", path: "/", token: "secret", body: `["EVAL","` + script + `","1","k","41"]`, status: 200, want: `{"result":["k",42]}`},
+		{name: "evalsha", path: "/", token: "secret", body: `["EVALSHA",` + sha + `,1,"k",1]`, status: 200, want: `{"result":["k",2]}`},
+		{name: "noscript", path: "/", token: "secret", body: `["EVALSHA","0000000000000000000000000000000000000000","0"]`, status: 400, want: `{"error":"NOSCRIPT No matching script. Please use EVAL."}`},
+		{name: "base64 strings as @upstash/redis asks", path: "/", token: "secret", body: `["PING"]`, headers: []string{"Upstash-Encoding", "base64"}, status: 200, want: `{"result":"UE9ORw=="}`},
+		{name: "nil result", path: "/", token: "secret", body: `["EVAL","return nil","0"]`, status: 200, want: `{"result":null}`},
+		{name: "pipeline", path: "/pipeline", token: "secret", body: `[["PING"],["EVAL","return redis.error_reply('boom')","0"],["EVAL","return 7","0"]]`, status: 200,
+			want: `[{"result":"PONG"},{"error":"ERR boom"},{"result":7}]`},
+		{name: "no token", path: "/", token: "", body: `["PING"]`, status: 401, want: `{"error":"Unauthorized"}`},
+		{name: "wrong token", path: "/", token: "nope", body: `["PING"]`, status: 401, want: `{"error":"Unauthorized"}`},
+		{name: "command not allowed", path: "/", token: "secret", body: `["FLUSHALL"]`, status: 400, want: `{"error":"ERR command FLUSHALL is not allowed by this helper"}`},
+		{name: "script subcommand not allowed", path: "/", token: "secret", body: `["SCRIPT","FLUSH"]`, status: 400, want: `{"error":"ERR command SCRIPT is not allowed by this helper"}`},
+		{name: "not allowed inside a pipeline", path: "/pipeline", token: "secret", body: `[["PING"],["SET","a","b"]]`, status: 400, want: `{"error":"ERR command SET is not allowed by this helper (command 1)"}`},
+		{name: "bad json", path: "/", token: "secret", body: `{"cmd":"PING"}`, status: 400},
+		{name: "body too large", path: "/", token: "secret", body: `["PING","` + strings.Repeat("x", 300) + `"]`, status: 413},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := call(t, srv, tc.path, tc.token, tc.body, tc.headers...)
+			if status != tc.status || (tc.want != "" && body != tc.want) {
+				t.Fatalf("got %d %s, want %d %s", status, body, tc.status, tc.want)
+			}
+		})
+	}
+}
+
+func scriptSHA(t *testing.T, srv *httptest.Server) string {
+	t.Helper()
+	status, body := call(t, srv, "/", "secret", `["SCRIPT","LOAD","`+script+`"]`)
+	var r struct{ Result string }
+	if status != 200 || json.Unmarshal([]byte(body), &r) != nil || len(r.Result) != 40 {
+		t.Fatalf("script load: %d %s", status, body)
+	}
+	return r.Result
+}
+
+func TestHealthReadinessAndMetrics(t *testing.T) {
+	up := newServer(t, redisAddr, Options{})
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	down := newServer(t, l.Addr().String(), Options{Timeout: 300 * time.Millisecond})
+	l.Close()
+	for _, tc := range []struct {
+		srv    *httptest.Server
+		path   string
+		status int
+	}{
+		{up, "/healthz", 200}, {up, "/readyz", 200}, {down, "/healthz", 200}, {down, "/readyz", 503},
+	} {
+		res, err := http.Get(tc.srv.URL + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != tc.status {
+			t.Errorf("%s: %d, want %d", tc.path, res.StatusCode, tc.status)
+		}
+	}
+	// Redis unreachable: the command fails fast with an error, and it is counted.
+	start := time.Now()
+	if status, _ := call(t, down, "/", "secret", `["PING"]`); status == 200 || time.Since(start) > 2*time.Second {
+		t.Fatalf("command against a down redis: %d after %v", status, time.Since(start))
+	}
+	call(t, up, "/", "secret", `["PING"]`)
+	res, err := http.Get(up.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var lines []string
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	text := strings.Join(lines, "\n")
+	for _, want := range []string{`floodgate_helper_commands_total{command="PING",outcome="ok"} 1`, `floodgate_helper_requests_total{path="/",code="200"} 1`, "floodgate_helper_request_seconds_count"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %q:\n%s", want, text)
+		}
+	}
+}
+
+func TestTokenIsRequired(t *testing.T) {
+	if _, err := New(redis.NewClient(&redis.Options{Addr: redisAddr}), Options{}); err == nil {
+		t.Fatal("a handler without a token was built")
+	}
+}
