@@ -106,6 +106,12 @@ func (p *Policy) Limits() []Limit {
 	return out
 }
 
+// HardLimitFactor returns h (1 for absolute).
+func (p *Policy) HardLimitFactor() float64 { return p.hardFactor }
+
+// HardQuota returns H of limit i: floor(Q × h) for suppressed, Q for absolute.
+func (p *Policy) HardQuota(i int) int64 { return p.limits[i].hard }
+
 // StateSize is the exact size in bytes of the policy's state.
 func (p *Policy) StateSize() int { return p.size }
 

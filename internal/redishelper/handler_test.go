@@ -9,11 +9,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/floodgate-proxy/floodgate/internal/redistest"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -21,29 +21,14 @@ var redisAddr string
 
 // TestMain starts a real redis-server on a free loopback port (make test installs it).
 func TestMain(m *testing.M) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	srv, err := redistest.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	redisAddr = l.Addr().String()
-	l.Close()
-	_, port, _ := net.SplitHostPort(redisAddr)
-	srv := exec.Command("redis-server", "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no")
-	if err := srv.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, "redis-server is needed (make test installs it):", err)
-		os.Exit(1)
-	}
-	for i := 0; i < 100; i++ {
-		if c, err := net.Dial("tcp", redisAddr); err == nil {
-			c.Close()
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	redisAddr = srv.Addr
 	code := m.Run()
-	srv.Process.Kill()
-	srv.Wait()
+	srv.Stop()
 	os.Exit(code)
 }
 
