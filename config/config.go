@@ -30,8 +30,32 @@ const (
 // Config is a validated configuration.
 type Config struct {
 	SharedData SharedData
-	Policies   []*Policy
+	// Redis is where policies with backend "redis" decide; nil when no redis section is given.
+	Redis    *Redis
+	Policies []*Policy
 }
+
+// Redis is the helper cluster in front of Redis (or an Upstash-compatible endpoint).
+type Redis struct {
+	// Cluster is the Envoy cluster of the helper (Istio: outbound|PORT||HOST).
+	Cluster string
+	// Authority is the :authority of the calls (default: the cluster name).
+	Authority string
+	// Token is the bearer token of the helper.
+	Token string
+	// TimeoutMs bounds one call; a request waits at most that long for its decision.
+	TimeoutMs uint32
+	// BreakerFailures consecutive failures open the breaker for BreakerCooldownMs, during which
+	// no call is made and the failure mode applies; all workers of the proxy share the breaker.
+	BreakerFailures   uint32
+	BreakerCooldownMs int64
+}
+
+// Backends.
+const (
+	BackendLocal = "local"
+	BackendRedis = "redis"
+)
 
 // SharedData sizes the local store.
 type SharedData struct {
@@ -60,9 +84,14 @@ type Policy struct {
 	Cost            Cost
 	Shadow          bool
 	Response        Response
+	// Backend is where the state lives: BackendLocal or BackendRedis.
+	Backend string
 	// FailOpen says what happens when the state cannot be read or written: admit (true) or
 	// answer 503 (false).
 	FailOpen bool
+	// FallbackLocal (failure_mode "local", redis backend only) decides with local shared data
+	// while Redis cannot be reached.
+	FallbackLocal bool
 	// Compiled is the algorithm policy built from Limits and Strategy.
 	Compiled *algorithm.Policy
 }
@@ -272,7 +301,7 @@ func (p *parser) parse(data []byte) *Config {
 		return nil
 	}
 	root := gjson.ParseBytes(data)
-	if !p.object(root, "", "shared_data", "policies") {
+	if !p.object(root, "", "shared_data", "redis", "policies") {
 		return nil
 	}
 	cfg := &Config{SharedData: SharedData{Prefix: DefaultPrefix, Slots: DefaultSlots}}
@@ -290,6 +319,9 @@ func (p *parser) parse(data []byte) *Config {
 				cfg.SharedData.Slots = uint32(n)
 			}
 		}
+	}
+	if rv := root.Get("redis"); rv.Exists() {
+		cfg.Redis = p.redis(rv, "redis")
 	}
 	policies := root.Get("policies")
 	switch {
@@ -309,6 +341,9 @@ func (p *parser) parse(data []byte) *Config {
 			if pol == nil {
 				continue
 			}
+			if pol.Backend == BackendRedis && cfg.Redis == nil {
+				p.errf(join(path, "backend"), "\"redis\" needs the top-level redis section")
+			}
 			if j, dup := seen[pol.Name]; dup && pol.Name != "" {
 				p.errf(join(path, "name"), "%q is already the name of policies[%d]", pol.Name, j)
 			}
@@ -327,7 +362,7 @@ func (p *parser) policy(v gjson.Result, path string) *Policy {
 		return nil
 	}
 	pol := &Policy{Strategy: algorithm.Absolute, HardLimitFactor: 1, Cost: Cost{Value: 1},
-		Response: Response{Status: 429, Body: "rate limit exceeded\n"}, FailOpen: true}
+		Response: Response{Status: 429, Body: "rate limit exceeded\n"}, FailOpen: true, Backend: BackendLocal}
 	if n := v.Get("name"); !n.Exists() {
 		p.errf(join(path, "name"), "is required")
 	} else if s, ok := p.str(n, join(path, "name")); ok {
@@ -374,20 +409,67 @@ func (p *parser) policy(v gjson.Result, path string) *Policy {
 		p.response(r, join(path, "response"), &pol.Response)
 	}
 	if b := v.Get("backend"); b.Exists() {
-		if name, ok := p.str(b, join(path, "backend")); ok && name != "local" {
-			if name == "redis" || name == "hybrid" {
-				p.errf(join(path, "backend"), "%q is not supported yet: only \"local\"", name)
-			} else {
-				p.errf(join(path, "backend"), "must be \"local\"")
+		if name, ok := p.str(b, join(path, "backend")); ok {
+			switch name {
+			case BackendLocal, BackendRedis:
+				pol.Backend = name
+			case "hybrid":
+				p.errf(join(path, "backend"), "\"hybrid\" is not supported yet: use \"local\" or \"redis\"")
+			default:
+				p.errf(join(path, "backend"), "must be one of local, redis")
 			}
 		}
 	}
 	if f := v.Get("failure_mode"); f.Exists() {
-		if mode, ok := p.oneOf(f, join(path, "failure_mode"), "open", "closed"); ok {
+		if mode, ok := p.oneOf(f, join(path, "failure_mode"), "open", "closed", "local"); ok {
 			pol.FailOpen = mode == "open"
+			pol.FallbackLocal = mode == "local"
+			if mode == "local" && pol.Backend != BackendRedis {
+				p.errf(join(path, "failure_mode"), "\"local\" applies to the redis backend only")
+			}
 		}
 	}
 	return pol
+}
+
+func (p *parser) redis(v gjson.Result, path string) *Redis {
+	if !p.object(v, path, "cluster", "authority", "token", "timeout_ms", "breaker") {
+		return nil
+	}
+	r := &Redis{TimeoutMs: 50, BreakerFailures: 5, BreakerCooldownMs: 5000}
+	if s, ok := p.str(v.Get("cluster"), join(path, "cluster")); ok && s != "" {
+		r.Cluster, r.Authority = s, s
+	} else if ok {
+		p.errf(join(path, "cluster"), "must not be empty")
+	}
+	if a := v.Get("authority"); a.Exists() {
+		if s, ok := p.str(a, join(path, "authority")); ok {
+			r.Authority = s
+		}
+	}
+	if s, ok := p.str(v.Get("token"), join(path, "token")); ok && s != "" {
+		r.Token = s
+	} else if ok {
+		p.errf(join(path, "token"), "must not be empty")
+	}
+	if t := v.Get("timeout_ms"); t.Exists() {
+		if n, ok := p.integer(t, join(path, "timeout_ms"), 1, 10000); ok {
+			r.TimeoutMs = uint32(n)
+		}
+	}
+	if b := v.Get("breaker"); b.Exists() && p.object(b, join(path, "breaker"), "failures", "cooldown_ms") {
+		if f := b.Get("failures"); f.Exists() {
+			if n, ok := p.integer(f, join(path, "breaker.failures"), 1, 1000); ok {
+				r.BreakerFailures = uint32(n)
+			}
+		}
+		if c := b.Get("cooldown_ms"); c.Exists() {
+			if n, ok := p.integer(c, join(path, "breaker.cooldown_ms"), 100, 3600000); ok {
+				r.BreakerCooldownMs = n
+			}
+		}
+	}
+	return r
 }
 
 func (p *parser) match(v gjson.Result, path string, m *Match) {

@@ -69,6 +69,17 @@ func TestParseValid(t *testing.T) {
 					t.Errorf("answer %+v", p)
 				}
 			}},
+		{name: "redis backend", json: `{"redis":{"cluster":"floodgate-redis-helper","token":"t","timeout_ms":80,"breaker":{"failures":3,"cooldown_ms":2000}},
+			"policies":[{"name":"p","key":[{"type":"path"}],"limits":[{"rate":1}],"backend":"redis","failure_mode":"local"}]}`,
+			check: func(t *testing.T, c *Config) {
+				r, p := c.Redis, c.Policies[0]
+				if r.Cluster != "floodgate-redis-helper" || r.Authority != r.Cluster || r.Token != "t" || r.TimeoutMs != 80 || r.BreakerFailures != 3 || r.BreakerCooldownMs != 2000 {
+					t.Errorf("redis %+v", r)
+				}
+				if p.Backend != BackendRedis || !p.FallbackLocal || p.FailOpen {
+					t.Errorf("policy %+v", p)
+				}
+			}},
 		{name: "long window groups coarsely by default", json: `{"policies":[{"name":"p","key":[{"type":"method"}],"limits":[{"requests":"10000/d"}]}]}`,
 			check: func(t *testing.T, c *Config) {
 				if l := c.Policies[0].Limits[0]; l.GroupMs != 86400 || l.Buckets() != 1000 {
@@ -114,7 +125,11 @@ func TestParseInvalid(t *testing.T) {
 			want: []string{"policies[0].stratgy: unknown field", "policies[0].shadow: must be true or false",
 				"policies[0].response.status: must be between 400 and 599", "policies[0].response.headers: must be one of ietf, legacy, both, none"}},
 		{name: "hard factor with absolute", json: pol(`,"hard_limit_factor":2`), want: []string{"policies[0].hard_limit_factor: applies to the suppressed strategy only"}},
-		{name: "backend not yet supported", json: pol(`,"backend":"redis"`), want: []string{`policies[0].backend: "redis" is not supported yet: only "local"`}},
+		{name: "backend not yet supported", json: pol(`,"backend":"hybrid"`), want: []string{`policies[0].backend: "hybrid" is not supported yet: use "local" or "redis"`}},
+		{name: "redis backend without its section", json: pol(`,"backend":"redis"`), want: []string{`policies[0].backend: "redis" needs the top-level redis section`}},
+		{name: "local fallback on a local policy", json: pol(`,"failure_mode":"local"`), want: []string{`policies[0].failure_mode: "local" applies to the redis backend only`}},
+		{name: "redis section problems", json: `{"redis":{"cluster":"","timeout_ms":0,"breaker":{"failures":0}},"policies":[{"name":"a","key":[{"type":"path"}],"limits":[{"rate":1}]}]}`,
+			want: []string{"redis.cluster: must not be empty", "redis.token: must be a string", "redis.timeout_ms: must be between 1 and 10000", "redis.breaker.failures: must be between 1 and 1000"}},
 		{name: "duplicate and bad names", json: `{"policies":[{"name":"a","key":[{"type":"path"}],"limits":[{"rate":1}]},{"name":"a","key":[{"type":"path"}],"limits":[{"rate":1}]},{"name":"b c","key":[{"type":"path"}],"limits":[{"rate":1}]}]}`,
 			want: []string{`policies[1].name: "a" is already the name of policies[0]`, "policies[2].name: must be 1 to 64 letters, digits, '_', '.' or '-'"}},
 		{name: "key problems", json: `{"policies":[{"name":"a","key":[{"type":"header"},{"type":"ip"},{"type":"client_ip","trusted_hops":-1},{"type":"path","name":"x"}],"limits":[{"rate":1}]}]}`,

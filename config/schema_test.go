@@ -31,7 +31,8 @@ func TestSchemaMatchesParser(t *testing.T) {
 		return strings.Join(fields, ",")
 	}
 	tests := []struct{ path, want string }{
-		{"properties", sorted("shared_data", "policies")},
+		{"properties", sorted("shared_data", "redis", "policies")},
+		{"properties.redis.properties", sorted("cluster", "authority", "token", "timeout_ms", "breaker")},
 		{"properties.shared_data.properties", sorted("prefix", "slots")},
 		{"$defs.policy.properties", sorted(policyFields...)},
 		{"$defs.policy.properties.match.properties", sorted("path", "methods", "hosts", "headers")},

@@ -3,7 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"sort"
 	"testing"
+	"time"
 
 	"github.com/floodgate-proxy/floodgate/e2e/envoyhost"
 )
@@ -50,4 +52,29 @@ func BenchmarkRequest(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkRedisDecision measures one request decided in Redis through the helper (one EVALSHA
+// per decision), one worker VM, sequential requests: ns/op is the added latency per decision.
+func BenchmarkRedisDecision(b *testing.B) {
+	addr, _ := helperFor(b)
+	h, err := envoyhost.New(context.Background(), envoyhost.Config{Wasm: pluginWasm(b), VMs: 1,
+		PluginConfig: []byte(redisConfig("")), Clusters: map[string]string{"floodgate-redis-helper": addr}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close(context.Background())
+	headers := [][2]string{{":method", "GET"}, {":path", "/"}, {":authority", "x"}}
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		sendHeaders(b, h, fmt.Sprintf("10.1.%d.%d:1", (i/256)%256, i%256), headers)
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(len(h.HTTPCalls()))/float64(b.N), "calls/decision")
 }

@@ -16,8 +16,8 @@ type limiter struct {
 	opts     Options
 	policies []*policyState
 	keyBuf   []byte
-	scratch  []byte // state buffer for keys seen for the first time
-	views    []quotaView
+	scratch  []byte  // state buffer for keys seen for the first time
+	remote   *remote // the Redis helper, when a policy uses it
 }
 
 type policyState struct {
@@ -33,7 +33,7 @@ type policyState struct {
 // policyMetrics are a policy's counters, named floodgate.<policy>.<what> (Envoy shows them as
 // wasmcustom.floodgate.<policy>.<what>).
 type policyMetrics struct {
-	allowed, rejected, suppressed, shadowRejected, errors, evictions host.Metric
+	allowed, rejected, suppressed, shadowRejected, errors, evictions, fallbacks host.Metric
 }
 
 // sharedData is the proxy's shared data, as the store wants it.
@@ -63,9 +63,15 @@ func newLimiter(cfg *config.Config, opts Options) (*limiter, error) {
 		}{
 			{&ps.m.allowed, "allowed"}, {&ps.m.rejected, "rejected"}, {&ps.m.suppressed, "suppressed"},
 			{&ps.m.shadowRejected, "shadow_rejected"}, {&ps.m.errors, "errors"}, {&ps.m.evictions, "evictions"},
+			{&ps.m.fallbacks, "fallbacks"},
 		} {
 			if *m.dst, err = host.DefineMetric(host.Counter, "floodgate."+p.Name+"."+m.name); err != nil {
 				return nil, fmt.Errorf("policy %s: define metric %s: %w", p.Name, m.name, err)
+			}
+		}
+		if p.Backend == config.BackendRedis && l.remote == nil {
+			if l.remote, err = newRemote(cfg, opts); err != nil {
+				return nil, err
 			}
 		}
 		l.policies = append(l.policies, ps)
@@ -103,55 +109,110 @@ type localAnswer struct {
 	Body    []byte
 }
 
-// decide applies every policy that matches the request, in order. A rejection stops there; the
-// headers follow the response settings of the first policy that applied.
-func (l *limiter) decide(req config.Request) verdict {
-	now := l.opts.NowMs()
-	l.views = l.views[:0]
-	var first *policyState
-	for _, ps := range l.policies {
-		if !ps.cfg.Matches(req) {
+// evaluation is one request's walk through the policies. A redis policy suspends it while its
+// decision is in flight; the http call's callback resumes it.
+type evaluation struct {
+	req    config.Request
+	now    int64
+	stream uint32 // the HTTP context, made effective again when a callout answers
+	next   int    // the next policy to apply
+	first *policyState
+	views []quotaView
+}
+
+// decide applies every policy that matches the request, in order, until one rejects it or one
+// needs Redis (pending: resume will be called with the final verdict).
+func (l *limiter) decide(req config.Request, stream uint32, resume func(verdict)) (v verdict, pending bool) {
+	ev := &evaluation{req: req, now: l.opts.NowMs(), stream: stream}
+	return l.run(ev, resume)
+}
+
+func (l *limiter) run(ev *evaluation, resume func(verdict)) (verdict, bool) {
+	for ev.next < len(l.policies) {
+		ps := l.policies[ev.next]
+		ev.next++
+		if !ps.cfg.Matches(ev.req) {
 			continue
 		}
-		key, ok := ps.cfg.BuildKey(req, l.keyBuf)
+		key, ok := ps.cfg.BuildKey(ev.req, l.keyBuf)
 		if !ok {
 			continue
 		}
 		l.keyBuf = key[:0]
-		res, err := l.decideOne(ps, key, now, ps.cfg.CostOf(req))
-		if err != nil {
-			_ = ps.m.errors.Add(1)
-			ps.logf(now, "floodgate: policy %s: %v", ps.cfg.Name, err)
-			if !ps.cfg.FailOpen {
-				return verdict{reject: &localAnswer{Status: 503, Headers: [][2]string{{"content-type", "text/plain"}},
-					Body: []byte("rate limit state unavailable\n")}}
+		cost := ps.cfg.CostOf(ev.req)
+		if ps.cfg.Backend == config.BackendRedis && l.remote != nil {
+			if !l.remote.breakerOpen(ev.now) {
+				err := l.remote.decide(ps, key, cost, l.opts.Rand(), ev.stream, l.opts.NowMs, func(res algorithm.Result, err error) {
+					if v, stop := l.apply(ev, ps, key, cost, res, err); stop {
+						resume(v)
+						return
+					}
+					if v, pending := l.run(ev, resume); !pending {
+						resume(v)
+					}
+				})
+				if err == nil {
+					return verdict{}, true
+				}
+				if v, stop := l.apply(ev, ps, key, cost, algorithm.Result{}, err); stop {
+					return v, false
+				}
+				continue
+			}
+			if v, stop := l.apply(ev, ps, key, cost, algorithm.Result{}, errBreakerOpen); stop {
+				return v, false
 			}
 			continue
 		}
-		if first == nil {
-			first = ps
+		res, err := l.decideOne(ps, key, ev.now, cost)
+		if v, stop := l.apply(ev, ps, key, cost, res, err); stop {
+			return v, false
 		}
-		l.views = append(l.views, quotaView{Policy: ps.cfg.Name, Limit: res.Limit, WindowS: res.WindowMs / 1000,
-			Remaining: res.Remaining, ResetAfterMs: res.ResetAfterMs})
-		if res.Allowed {
-			_ = ps.m.allowed.Add(1)
-			continue
-		}
-		if ps.cfg.Shadow {
-			_ = ps.m.shadowRejected.Add(1)
-			ps.logf(now, "floodgate: policy %s: shadow mode let through a request it would reject (%s)", ps.cfg.Name, res.Reason)
-			continue
-		}
-		_ = ps.m.rejected.Add(1)
-		if res.Suppressed {
-			_ = ps.m.suppressed.Add(1)
-		}
-		return verdict{reject: l.rejection(first, ps, res)}
 	}
-	if first == nil {
-		return verdict{}
+	if ev.first == nil {
+		return verdict{}, false
 	}
-	return verdict{headers: rateLimitHeaders(first.cfg.Response.Headers, l.views, nil)}
+	return verdict{headers: rateLimitHeaders(ev.first.cfg.Response.Headers, ev.views, nil)}, false
+}
+
+// apply takes one policy's decision (or failure) into the evaluation; stop is set when the
+// request is answered here.
+func (l *limiter) apply(ev *evaluation, ps *policyState, key []byte, cost int64, res algorithm.Result, err error) (verdict, bool) {
+	if err != nil {
+		_ = ps.m.errors.Add(1)
+		ps.logf(ev.now, "floodgate: policy %s: %v", ps.cfg.Name, err)
+		switch {
+		case ps.cfg.FallbackLocal:
+			if res, err = l.decideOne(ps, key, ev.now, cost); err != nil {
+				return verdict{}, false
+			}
+			_ = ps.m.fallbacks.Add(1)
+		case ps.cfg.FailOpen:
+			return verdict{}, false
+		default:
+			return verdict{reject: &localAnswer{Status: 503, Headers: [][2]string{{"content-type", "text/plain"}},
+				Body: []byte("rate limit state unavailable\n")}}, true
+		}
+	}
+	if ev.first == nil {
+		ev.first = ps
+	}
+	ev.views = append(ev.views, quotaView{Policy: ps.cfg.Name, Limit: res.Limit, WindowS: res.WindowMs / 1000,
+		Remaining: res.Remaining, ResetAfterMs: res.ResetAfterMs})
+	if res.Allowed {
+		_ = ps.m.allowed.Add(1)
+		return verdict{}, false
+	}
+	if ps.cfg.Shadow {
+		_ = ps.m.shadowRejected.Add(1)
+		ps.logf(ev.now, "floodgate: policy %s: shadow mode let through a request it would reject (%s)", ps.cfg.Name, res.Reason)
+		return verdict{}, false
+	}
+	_ = ps.m.rejected.Add(1)
+	if res.Suppressed {
+		_ = ps.m.suppressed.Add(1)
+	}
+	return verdict{reject: rejection(ev, ps, res)}, true
 }
 
 // decideOne decides one policy on the key's shared state.
@@ -174,9 +235,9 @@ func (l *limiter) decideOne(ps *policyState, key []byte, now, cost int64) (algor
 }
 
 // rejection builds the local answer of a request policy ps rejected.
-func (l *limiter) rejection(first, ps *policyState, res algorithm.Result) *localAnswer {
+func rejection(ev *evaluation, ps *policyState, res algorithm.Result) *localAnswer {
 	resp := ps.cfg.Response
-	headers := rateLimitHeaders(first.cfg.Response.Headers, l.views, nil)
+	headers := rateLimitHeaders(ev.first.cfg.Response.Headers, ev.views, nil)
 	retry := ceilSeconds(res.RetryAfterMs)
 	if res.Reason != algorithm.ReasonCostExceedsQuota {
 		headers = append(headers, [2]string{"retry-after", strconv.FormatInt(retry, 10)})

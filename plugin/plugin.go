@@ -91,17 +91,25 @@ type httpContext struct {
 	types.DefaultHttpContext
 	id      uint32
 	limiter *limiter
+	req     request
 	// answer holds the rate-limit headers to add to the upstream's response.
 	answer [][2]string
 }
 
-// OnHttpRequestHeaders decides the request.
+// OnHttpRequestHeaders decides the request; a redis policy pauses it until its decision arrives.
 func (h *httpContext) OnHttpRequestHeaders(int, bool) types.Action {
 	if h.limiter == nil {
 		return types.ActionContinue
 	}
-	var req request
-	v := h.limiter.decide(&req)
+	v, pending := h.limiter.decide(&h.req, h.id, h.resume)
+	if pending {
+		return types.ActionPause
+	}
+	return h.answerWith(v)
+}
+
+// answerWith applies a verdict inside a request callback.
+func (h *httpContext) answerWith(v verdict) types.Action {
 	if v.reject != nil {
 		if err := host.SendLocalResponse(v.reject.Status, v.reject.Headers, v.reject.Body); err != nil {
 			host.Log(host.LevelError, "floodgate: local response: "+err.Error())
@@ -111,6 +119,16 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) types.Action {
 	}
 	h.answer = v.headers
 	return types.ActionContinue
+}
+
+// resume applies the verdict of a paused request, from an http call's callback (the request's
+// context is the effective one).
+func (h *httpContext) resume(v verdict) {
+	if h.answerWith(v) == types.ActionContinue {
+		if err := host.ResumeRequest(); err != nil {
+			host.Log(host.LevelError, "floodgate: resuming a request: "+err.Error())
+		}
+	}
 }
 
 // OnHttpResponseHeaders adds the rate-limit headers of an admitted request to the response.

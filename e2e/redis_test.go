@@ -1,0 +1,157 @@
+package e2e
+
+import (
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/floodgate-proxy/floodgate/e2e/envoyhost"
+	"github.com/floodgate-proxy/floodgate/internal/redishelper"
+	"github.com/floodgate-proxy/floodgate/internal/redistest"
+	"github.com/redis/go-redis/v9"
+)
+
+// helperFor starts a redis-server and the helper in front of it; it returns the helper's address.
+func helperFor(t testing.TB) (helperAddr string, stopRedis func()) {
+	t.Helper()
+	srv, err := redistest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	stop := func() { once.Do(srv.Stop) }
+	t.Cleanup(stop)
+	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{srv.Addr}, Protocol: 2,
+		DialTimeout: 100 * time.Millisecond, ReadTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { client.Close() })
+	h, err := redishelper.New(client, redishelper.Options{Token: "t0ken", Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(h)
+	t.Cleanup(hs.Close)
+	return strings.TrimPrefix(hs.URL, "http://"), stop
+}
+
+func redisConfig(fields string) string {
+	return `{"redis":{"cluster":"floodgate-redis-helper","token":"t0ken","timeout_ms":500,"breaker":{"failures":3,"cooldown_ms":60000}},
+		"policies":[{"name":"p","key":[{"type":"client_ip"}],"limits":[{"requests":"50/m"}],"backend":"redis"` + fields + `}]}`
+}
+
+func withCluster(addr string) func(*envoyhost.Config) {
+	return func(c *envoyhost.Config) { c.Clusters = map[string]string{"floodgate-redis-helper": addr} }
+}
+
+// TestRedisExactAcrossGateways: two independent gateways (separate hosts, separate shared data),
+// several workers each, one Redis behind the helper: exactly Q pass for one key.
+func TestRedisExactAcrossGateways(t *testing.T) {
+	addr, _ := helperFor(t)
+	a := startHost(t, redisConfig(""), 2, withCluster(addr))
+	b := startHost(t, redisConfig(""), 2, withCluster(addr))
+	var wg sync.WaitGroup
+	var got [2]int64
+	for i, h := range []*envoyhost.Host{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i] = hammer(t, h, 4, 150, func(int) string { return "198.51.100.7:1000" })
+		}()
+	}
+	wg.Wait()
+	if got[0]+got[1] != 50 {
+		t.Fatalf("gateways admitted %d + %d of 300, want exactly 50", got[0], got[1])
+	}
+	// The first call of each worker falls back from EVALSHA to EVAL once (NOSCRIPT), then EVALSHA.
+	calls := append(a.HTTPCalls(), b.HTTPCalls()...)
+	if len(calls) < 300 || calls[0].Cluster != "floodgate-redis-helper" || calls[0].TimeoutMs != 500 {
+		t.Fatalf("%d calls, first %+v", len(calls), calls[0])
+	}
+	if metric(t, a, "floodgate.p.errors")+metric(t, b, "floodgate.p.errors") != 0 {
+		t.Fatal("errors counted on a healthy backend")
+	}
+	a200 := send(t, a, "198.51.100.8:1")
+	if a200.status != 200 || a200.header("ratelimit") != `"p";r=49;t=60` {
+		t.Fatalf("a new client: %d %v", a200.status, a200.headers)
+	}
+}
+
+// TestRedisFailureModes: with the helper's Redis stopped, requests keep flowing per the failure
+// mode within the timeout, the breaker opens after 3 failures and calls stop.
+func TestRedisFailureModes(t *testing.T) {
+	tests := []struct {
+		mode       string
+		wantStatus int
+	}{
+		{"open", 200}, {"closed", 503}, {"local", 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.mode, func(t *testing.T) {
+			addr, stopRedis := helperFor(t)
+			h := startHost(t, redisConfig(`,"failure_mode":"`+tc.mode+`"`), 2, withCluster(addr))
+			if a := send(t, h, "203.0.113.1:1"); a.status != 200 {
+				t.Fatalf("healthy: %d", a.status)
+			}
+			stopRedis()
+			for i := 0; i < 10; i++ {
+				start := time.Now()
+				a := send(t, h, "203.0.113.1:1")
+				if a.status != tc.wantStatus {
+					t.Fatalf("request %d with redis down: %d, want %d", i, a.status, tc.wantStatus)
+				}
+				if took := time.Since(start); took > time.Second {
+					t.Fatalf("request %d took %v with a 500 ms timeout", i, took)
+				}
+			}
+			if n := metric(t, h, "floodgate.redis.breaker_opened"); n != 1 {
+				t.Fatalf("breaker opened %d times, want 1", n)
+			}
+			if calls := len(h.HTTPCalls()); calls > 1+3+1 {
+				t.Fatalf("%d calls: the open breaker must stop them", calls)
+			}
+			if tc.mode == "local" && metric(t, h, "floodgate.p.fallbacks") == 0 {
+				t.Fatal("no local fallback counted")
+			}
+		})
+	}
+}
+
+// TestRedisHelperDownAndGarbage: an unreachable helper (503 from the host) and garbage answers are
+// failures like any other.
+func TestRedisHelperDownAndGarbage(t *testing.T) {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	down := l.Addr().String()
+	l.Close()
+	garbage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"result":"not what you wanted"}`))
+	}))
+	defer garbage.Close()
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(3 * time.Second):
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	for name, addr := range map[string]string{"down": down, "garbage": strings.TrimPrefix(garbage.URL, "http://"),
+		"slower than the timeout": strings.TrimPrefix(slow.URL, "http://")} {
+		t.Run(name, func(t *testing.T) {
+			h := startHost(t, redisConfig(`,"failure_mode":"closed"`), 1, withCluster(addr))
+			for i := 0; i < 5; i++ {
+				start := time.Now()
+				if a := send(t, h, "203.0.113.9:1"); a.status != 503 {
+					t.Fatalf("request %d: %d, want 503 (fail closed)", i, a.status)
+				}
+				if took := time.Since(start); took > time.Second {
+					t.Fatalf("request %d took %v: the 500 ms timeout must bound it", i, took)
+				}
+			}
+			if metric(t, h, "floodgate.p.errors") != 5 || metric(t, h, "floodgate.redis.breaker_opened") != 1 {
+				t.Fatalf("errors %d breaker %d", metric(t, h, "floodgate.p.errors"), metric(t, h, "floodgate.redis.breaker_opened"))
+			}
+		})
+	}
+}
