@@ -116,8 +116,8 @@ type evaluation struct {
 	now    int64
 	stream uint32 // the HTTP context, made effective again when a callout answers
 	next   int    // the next policy to apply
-	first *policyState
-	views []quotaView
+	first  *policyState
+	views  []quotaView
 }
 
 // decide applies every policy that matches the request, in order, until one rejects it or one
