@@ -4,8 +4,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -153,5 +156,43 @@ func TestRedisHelperDownAndGarbage(t *testing.T) {
 				t.Fatalf("errors %d breaker %d", metric(t, h, "floodgate.p.errors"), metric(t, h, "floodgate.redis.breaker_opened"))
 			}
 		})
+	}
+}
+
+// TestRedisBreakerCloses: the breaker opens on failures and, after its cool-down, lets calls
+// through again once the helper has recovered.
+func TestRedisBreakerCloses(t *testing.T) {
+	addr, _ := helperFor(t)
+	var broken atomic.Bool
+	target, _ := url.Parse("http://" + addr)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if broken.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer flaky.Close()
+	cfg := `{"redis":{"cluster":"floodgate-redis-helper","token":"t0ken","timeout_ms":500,"breaker":{"failures":2,"cooldown_ms":300}},
+		"policies":[{"name":"p","key":[{"type":"client_ip"}],"limits":[{"requests":"3/m"}],"backend":"redis","failure_mode":"open"}]}`
+	h := startHost(t, cfg, 1, withCluster(strings.TrimPrefix(flaky.URL, "http://")))
+	broken.Store(true)
+	for i := 0; i < 4; i++ {
+		send(t, h, "192.0.2.50:1") // admitted by fail-open
+	}
+	if n := metric(t, h, "floodgate.redis.breaker_opened"); n != 1 {
+		t.Fatalf("breaker opened %d times", n)
+	}
+	callsWhileOpen := len(h.HTTPCalls())
+	broken.Store(false)
+	time.Sleep(400 * time.Millisecond) // past the cool-down
+	for i, want := range []int{200, 200, 200, 429} {
+		if a := send(t, h, "192.0.2.51:1"); a.status != want {
+			t.Fatalf("after recovery, request %d: %d, want %d (Redis decides again)", i, a.status, want)
+		}
+	}
+	if len(h.HTTPCalls()) <= callsWhileOpen {
+		t.Fatal("no call after the cool-down: the breaker did not close")
 	}
 }
