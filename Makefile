@@ -38,9 +38,11 @@ check:
 	$(GO) vet ./...
 	$(WASM_ENV) $(GO) vet ./cmd/... ./internal/... ./plugin/... ./algorithm/... ./config/... ./store/...
 
-# Test dependencies: a redis-server binary (the tests start their own on a free loopback port).
+# Test dependencies: redis-server (the tests start their own on a free loopback port), and node
+# with npm (the helper is checked against the official @upstash/redis client).
 deps:
-	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+	@command -v redis-server >/dev/null && command -v npm >/dev/null || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server nodejs npm; }
 
 test: deps check $(PLUGIN) $(NOOP)
 	FLOODGATE_WASM=$(CURDIR)/$(PLUGIN) FLOODGATE_NOOP_WASM=$(CURDIR)/$(NOOP) $(GO) test -count=1 -timeout 20m ./...

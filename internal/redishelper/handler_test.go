@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -161,5 +162,45 @@ func TestHealthReadinessAndMetrics(t *testing.T) {
 func TestTokenIsRequired(t *testing.T) {
 	if _, err := New(redis.NewClient(&redis.Options{Addr: redisAddr}), Options{}); err == nil {
 		t.Fatal("a handler without a token was built")
+	}
+}
+
+// TestUpstashClientCompatibility drives the helper with the official @upstash/redis client
+// (pinned in testdata/upstash, installed from the npm registry into a temporary directory).
+func TestUpstashClientCompatibility(t *testing.T) {
+	srv := newServer(t, redisAddr, Options{Token: "up-token"})
+	dir := t.TempDir()
+	for _, f := range []string{"package.json", "package-lock.json", "check.mjs"} {
+		data, err := os.ReadFile("testdata/upstash/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dir+"/"+f, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	install := exec.Command("npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
+	install.Dir = dir
+	if out, err := install.CombinedOutput(); err != nil {
+		t.Fatalf("npm ci (make test installs node and npm): %v\n%s", err, out)
+	}
+	run := exec.Command("node", "check.mjs")
+	run.Dir = dir
+	run.Env = append(os.Environ(), "HELPER_URL="+srv.URL, "HELPER_TOKEN=up-token")
+	out, err := run.CombinedOutput()
+	if err != nil {
+		t.Fatalf("node check.mjs: %v\n%s", err, out)
+	}
+	want := strings.Join([]string{
+		"ping PONG",
+		"scriptLoad 40",
+		`evalsha ["k","v"]`,
+		"eval 42",
+		`pipeline ["PONG","x"]`,
+		"set refused true",
+		"bad token refused",
+	}, "\n")
+	if got := strings.TrimSpace(string(out)); got != want {
+		t.Fatalf("@upstash/redis saw:\n%s\nwant:\n%s", got, want)
 	}
 }
