@@ -204,3 +204,54 @@ func TestUpstashClientCompatibility(t *testing.T) {
 		t.Fatalf("@upstash/redis saw:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// TestRedisCluster runs the decision script through the helper on a Redis Cluster (one node
+// owning every slot): the cluster client routes the hash-tagged key.
+func TestRedisCluster(t *testing.T) {
+	srv, err := redistest.StartCluster(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{srv.Addr}, IsClusterMode: true, Protocol: 2})
+	defer client.Close()
+	h, err := New(client, Options{Token: "secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(h)
+	defer hs.Close()
+	status, body := call(t, hs, "/", "secret", `["EVAL","redis.call('SET', KEYS[1], ARGV[1]); return redis.call('GET', KEYS[1])","1","{fg:p:abc}:s","v1"]`)
+	if status != 200 || body != `{"result":"v1"}` {
+		t.Fatalf("cluster eval: %d %s", status, body)
+	}
+	if _, ok := client.(*redis.ClusterClient); !ok {
+		t.Fatalf("client is %T, want a cluster client", client)
+	}
+}
+
+// TestRedisSentinel reaches the master through a Sentinel, as -redis-mode sentinel does.
+func TestRedisSentinel(t *testing.T) {
+	master, err := redistest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer master.Stop()
+	sentinel, err := redistest.StartSentinel(t.TempDir(), "floodgate", master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sentinel.Stop()
+	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{sentinel.Addr}, MasterName: "floodgate", Protocol: 2})
+	defer client.Close()
+	h, err := New(client, Options{Token: "secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(h)
+	defer hs.Close()
+	status, body := call(t, hs, "/", "secret", `["EVAL","return redis.call('INFO','replication'):match('role:(%a+)')","0"]`)
+	if status != 200 || body != `{"result":"master"}` {
+		t.Fatalf("through sentinel: %d %s", status, body)
+	}
+}

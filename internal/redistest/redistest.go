@@ -5,7 +5,9 @@ package redistest
 import (
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"strings"
 	"time"
 )
 
@@ -16,7 +18,42 @@ type Server struct {
 }
 
 // Start runs redis-server on a free port of 127.0.0.1 and waits until it accepts connections.
-func Start() (*Server, error) {
+func Start() (*Server, error) { return start() }
+
+// StartCluster runs a one-node Redis Cluster owning every hash slot: enough to prove that
+// commands go through go-redis's cluster client and that keys hash-tag to one slot.
+func StartCluster(dir string) (*Server, error) {
+	s, err := start("--cluster-enabled", "yes", "--cluster-config-file", dir+"/nodes.conf", "--dir", dir)
+	if err != nil {
+		return nil, err
+	}
+	out, err := exec.Command("redis-cli", "-h", "127.0.0.1", "-p", s.port(), "CLUSTER", "ADDSLOTSRANGE", "0", "16383").CombinedOutput()
+	if err != nil {
+		s.Stop()
+		return nil, fmt.Errorf("redistest: assigning slots: %v: %s", err, out)
+	}
+	for i := 0; i < 250; i++ {
+		info, _ := exec.Command("redis-cli", "-h", "127.0.0.1", "-p", s.port(), "CLUSTER", "INFO").Output()
+		if strings.Contains(string(info), "cluster_state:ok") {
+			return s, nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.Stop()
+	return nil, fmt.Errorf("redistest: the cluster did not become ok")
+}
+
+func (s *Server) port() string {
+	_, p, _ := net.SplitHostPort(s.Addr)
+	return p
+}
+
+func start(extra ...string) (*Server, error) {
+	return startCmd("redis-server", append([]string{"--save", "", "--appendonly", "no"}, extra...)...)
+}
+
+// startCmd runs a redis-server command line on a free port of 127.0.0.1.
+func startCmd(bin string, args ...string) (*Server, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -24,7 +61,7 @@ func Start() (*Server, error) {
 	addr := l.Addr().String()
 	l.Close()
 	_, port, _ := net.SplitHostPort(addr)
-	cmd := exec.Command("redis-server", "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no")
+	cmd := exec.Command(bin, append(args, "--bind", "127.0.0.1", "--port", port)...)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("redistest: redis-server is needed (make test installs it): %w", err)
 	}
@@ -44,4 +81,15 @@ func Start() (*Server, error) {
 func (s *Server) Stop() {
 	s.cmd.Process.Kill()
 	s.cmd.Wait()
+}
+
+// StartSentinel runs a Sentinel on a free port watching master (a Server) as masterName.
+func StartSentinel(dir, masterName string, master *Server) (*Server, error) {
+	conf := dir + "/sentinel.conf"
+	content := "sentinel monitor " + masterName + " 127.0.0.1 " + master.port() + " 1\n" +
+		"sentinel down-after-milliseconds " + masterName + " 5000\n"
+	if err := os.WriteFile(conf, []byte(content), 0o644); err != nil {
+		return nil, err
+	}
+	return startCmd("redis-server", conf, "--sentinel")
 }
