@@ -2,9 +2,17 @@ package redishelper
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -254,4 +262,75 @@ func TestRedisSentinel(t *testing.T) {
 	if status != 200 || body != `{"result":"master"}` {
 		t.Fatalf("through sentinel: %d %s", status, body)
 	}
+}
+
+// TestRedisTLS reaches a Redis that accepts only TLS, verifying its certificate, as
+// -redis-tls -redis-ca do.
+func TestRedisTLS(t *testing.T) {
+	dir := t.TempDir()
+	certPEM, keyPEM := selfSigned(t)
+	certFile, keyFile := dir+"/cert.pem", dir+"/key.pem"
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := redistest.StartTLS(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(certPEM)
+	for _, tc := range []struct {
+		name   string
+		tls    *tls.Config
+		status int
+	}{
+		{"verified TLS", &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}, 200},
+		{"plain text to a TLS-only Redis", nil, 503},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{srv.Addr}, TLSConfig: tc.tls, Protocol: 2,
+				DialTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, MaxRetries: -1})
+			defer client.Close()
+			h, err := New(client, Options{Token: "secret", Timeout: 500 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			hs := httptest.NewServer(h)
+			defer hs.Close()
+			res, err := http.Get(hs.URL + "/readyz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != tc.status {
+				t.Fatalf("readyz %d, want %d", res.StatusCode, tc.status)
+			}
+		})
+	}
+}
+
+// selfSigned returns a certificate and key for 127.0.0.1, valid for an hour.
+func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 }

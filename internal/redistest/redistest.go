@@ -49,11 +49,18 @@ func (s *Server) port() string {
 }
 
 func start(extra ...string) (*Server, error) {
-	return startCmd("redis-server", append([]string{"--save", "", "--appendonly", "no"}, extra...)...)
+	return startCmd("--port", append([]string{"--save", "", "--appendonly", "no"}, extra...)...)
 }
 
-// startCmd runs a redis-server command line on a free port of 127.0.0.1.
-func startCmd(bin string, args ...string) (*Server, error) {
+// StartTLS runs redis-server accepting only TLS on its port, with certFile/keyFile, not asking
+// clients for certificates.
+func StartTLS(certFile, keyFile string) (*Server, error) {
+	return startCmd("--tls-port", "--save", "", "--port", "0", "--tls-cert-file", certFile, "--tls-key-file", keyFile,
+		"--tls-ca-cert-file", certFile, "--tls-auth-clients", "no")
+}
+
+// startCmd runs redis-server with args on a free port of 127.0.0.1 given with portFlag.
+func startCmd(portFlag string, args ...string) (*Server, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -61,7 +68,7 @@ func startCmd(bin string, args ...string) (*Server, error) {
 	addr := l.Addr().String()
 	l.Close()
 	_, port, _ := net.SplitHostPort(addr)
-	cmd := exec.Command(bin, append(args, "--bind", "127.0.0.1", "--port", port)...)
+	cmd := exec.Command("redis-server", append(args, "--bind", "127.0.0.1", portFlag, port)...)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("redistest: redis-server is needed (make test installs it): %w", err)
 	}
@@ -91,5 +98,5 @@ func StartSentinel(dir, masterName string, master *Server) (*Server, error) {
 	if err := os.WriteFile(conf, []byte(content), 0o644); err != nil {
 		return nil, err
 	}
-	return startCmd("redis-server", conf, "--sentinel")
+	return startCmd("--port", conf, "--sentinel")
 }
