@@ -52,12 +52,20 @@ bench: $(PLUGIN) $(NOOP)
 	FLOODGATE_WASM=$(CURDIR)/$(PLUGIN) FLOODGATE_NOOP_WASM=$(CURDIR)/$(NOOP) $(GO) test -run '^$$' -bench . -benchmem ./algorithm/ ./store/ ./e2e/
 
 # OCI image for Istio's WasmPlugin (no Docker): an image layout in build/oci, or a push.
-oci: $(PLUGIN)
-	$(GO) run ./cmd/floodgate-oci -wasm $(PLUGIN) -layout build/oci -version $(VERSION) -revision "$(REVISION)"
+HELPER := build/redis-helper
 
-push: $(PLUGIN)
+$(HELPER): go.mod go.sum $(wildcard cmd/redis-helper/*.go internal/redishelper/*.go)
+	@mkdir -p build
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -o $@ ./cmd/redis-helper
+
+oci: $(PLUGIN) $(HELPER)
+	$(GO) run ./cmd/floodgate-oci -wasm $(PLUGIN) -layout build/oci/floodgate -version $(VERSION) -revision "$(REVISION)"
+	$(GO) run ./cmd/floodgate-oci -helper $(HELPER) -layout build/oci/redis-helper -version $(VERSION) -revision "$(REVISION)"
+
+push: $(PLUGIN) $(HELPER)
 	@test -n "$(REGISTRY)" || { echo "usage: make push REGISTRY=registry.example.com/team TAG=v0.1.0"; exit 2; }
 	$(GO) run ./cmd/floodgate-oci -wasm $(PLUGIN) -push $(REGISTRY)/floodgate:$(or $(TAG),$(VERSION)) -version $(or $(TAG),$(VERSION)) -revision "$(REVISION)"
+	$(GO) run ./cmd/floodgate-oci -helper $(HELPER) -push $(REGISTRY)/redis-helper:$(or $(TAG),$(VERSION)) -version $(or $(TAG),$(VERSION)) -revision "$(REVISION)"
 
 clean:
 	rm -rf $(PLUGIN) build

@@ -1,5 +1,6 @@
-// Package ociwasm packages a proxy-wasm module as an OCI image that Istio's WasmPlugin fetcher
-// accepts, and reads one back the way that fetcher does.
+// Package ociwasm builds the OCI images floodgate ships without Docker: the proxy-wasm module as
+// an image Istio's WasmPlugin fetcher accepts (and reads one back the way that fetcher does),
+// and a minimal image for the Redis helper's static binary.
 //
 // Format: the OCI "compat" image: an OCI image manifest whose single layer is a gzip tar holding
 // plugin.wasm, exactly what `FROM scratch` + `COPY plugin.wasm ./` would build. Istio accepts it
@@ -87,8 +88,13 @@ func Image(module []byte, a Annotations) (v1.Image, error) {
 	if img, err = mutate.ConfigFile(img, cfg); err != nil {
 		return nil, fmt.Errorf("ociwasm: config: %w", err)
 	}
+	return mutate.Annotations(img, annotations("floodgate", created, a)).(v1.Image), nil
+}
+
+// annotations are the OCI image-spec annotations of an image titled title.
+func annotations(title string, created time.Time, a Annotations) map[string]string {
 	ann := map[string]string{
-		"org.opencontainers.image.title":   "floodgate",
+		"org.opencontainers.image.title":   title,
 		"org.opencontainers.image.created": created.Format(time.RFC3339),
 	}
 	for k, v := range map[string]string{"version": a.Version, "source": a.Source, "revision": a.Revision} {
@@ -96,7 +102,7 @@ func Image(module []byte, a Annotations) (v1.Image, error) {
 			ann["org.opencontainers.image."+k] = v
 		}
 	}
-	return mutate.Annotations(img, ann).(v1.Image), nil
+	return ann
 }
 
 // Digest returns the manifest digest, the WasmPlugin sha256 for an oci:// URL (hex, without the

@@ -89,3 +89,20 @@ func TestRefusesWhatIsNotWasm(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestBinaryImage(t *testing.T) {
+	img, err := BinaryImage("redis-helper", []byte("\x7fELF fake"), "amd64", Annotations{Version: "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.OS != "linux" || cfg.Architecture != "amd64" || cfg.Config.Entrypoint[0] != "/redis-helper" || cfg.Config.User != "65532:65532" {
+		t.Fatalf("config %+v", cfg.Config)
+	}
+	if layers, _ := img.Layers(); len(layers) != 1 {
+		t.Fatalf("%d layers", len(layers))
+	}
+}
