@@ -6,6 +6,7 @@ package deploy
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -13,6 +14,8 @@ import (
 	"github.com/floodgate-proxy/floodgate/config"
 	"google.golang.org/protobuf/encoding/protojson"
 	extensionsv1alpha1 "istio.io/api/extensions/v1alpha1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -72,7 +75,7 @@ func TestIstioWasmPlugin(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pluginConfig is refused by the plugin:\n%v", err)
 	}
-	if len(cfg.Policies) != 2 || cfg.Policies[0].Key[0].TrustedHops != 1 {
+	if len(cfg.Policies) != 3 || cfg.Policies[0].Key[0].TrustedHops != 1 || cfg.Policies[2].Backend != config.BackendRedis {
 		t.Fatalf("policies %+v", cfg.Policies)
 	}
 }
@@ -89,5 +92,58 @@ func TestIstioWasmPluginRejectsUnknownFields(t *testing.T) {
 	var spec extensionsv1alpha1.WasmPlugin
 	if err := (protojson.UnmarshalOptions{}).Unmarshal(o.Spec, &spec); err == nil {
 		t.Fatal("a misspelt field was accepted")
+	}
+}
+
+// TestRedisHelperManifests decodes the helper's Secret, Deployment and Service into the
+// Kubernetes types (unknown fields refused) and checks that they fit together and with the
+// WasmPlugin: the token, the port, the probes and the cluster name.
+func TestRedisHelperManifests(t *testing.T) {
+	data, err := os.ReadFile("istio/redis-helper.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := strings.Split(string(data), "\n---\n")
+	if len(docs) != 3 {
+		t.Fatalf("%d documents, want Secret, Deployment, Service", len(docs))
+	}
+	var secret corev1.Secret
+	var deploy appsv1.Deployment
+	var svc corev1.Service
+	for i, out := range []any{&secret, &deploy, &svc} {
+		if err := yaml.UnmarshalStrict([]byte(docs[i]), out); err != nil {
+			t.Fatalf("document %d: %v", i, err)
+		}
+	}
+	if secret.Kind != "Secret" || deploy.Kind != "Deployment" || svc.Kind != "Service" {
+		t.Fatalf("kinds %s %s %s", secret.Kind, deploy.Kind, svc.Kind)
+	}
+	c := deploy.Spec.Template.Spec.Containers[0]
+	if c.Env[0].ValueFrom.SecretKeyRef.Name != secret.Name || secret.StringData[c.Env[0].ValueFrom.SecretKeyRef.Key] == "" {
+		t.Fatal("the token does not come from the Secret")
+	}
+	if c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.LivenessProbe.HTTPGet.Path != "/healthz" || c.Ports[0].ContainerPort != 8379 {
+		t.Fatalf("container %+v", c)
+	}
+	if deploy.Spec.Selector.MatchLabels["app"] != svc.Spec.Selector["app"] || deploy.Spec.Template.Labels["app"] != svc.Spec.Selector["app"] {
+		t.Fatal("the Service does not select the Deployment")
+	}
+	// The WasmPlugin's redis.cluster is the cluster Istio makes for this Service.
+	wp, _ := os.ReadFile("istio/wasmplugin.yaml")
+	js, _ := yaml.YAMLToJSON(wp)
+	var o object
+	_ = json.Unmarshal(js, &o)
+	var spec extensionsv1alpha1.WasmPlugin
+	if err := protojson.Unmarshal(o.Spec, &spec); err != nil {
+		t.Fatal(err)
+	}
+	pc, _ := protojson.Marshal(spec.GetPluginConfig())
+	cfg, err := config.Parse(pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("outbound|%d||%s.%s.svc.cluster.local", svc.Spec.Ports[0].Port, svc.Name, svc.Namespace)
+	if cfg.Redis.Cluster != want || cfg.Redis.Token != secret.StringData["token"] {
+		t.Fatalf("pluginConfig.redis %+v, want cluster %s and the Secret's token", cfg.Redis, want)
 	}
 }
