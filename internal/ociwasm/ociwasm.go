@@ -51,32 +51,47 @@ func Image(module []byte, a Annotations) (v1.Image, error) {
 	if !bytes.HasPrefix(module, wasmMagic) {
 		return nil, ErrNotWasm
 	}
-	created := a.Created
-	if created.IsZero() {
-		created = time.Unix(0, 0).UTC()
+	created := createdTime(a)
+	img, err := singleFileImage(FileName, 0o644, module, created, func(cfg *v1.ConfigFile) {
+		cfg.Architecture, cfg.OS = "wasm", "wasip1"
+	})
+	if err != nil {
+		return nil, err
 	}
-	var tarBuf bytes.Buffer
-	tw := tar.NewWriter(&tarBuf)
-	if err := tw.WriteHeader(&tar.Header{Name: FileName, Mode: 0o644, Size: int64(len(module)), ModTime: created, Typeflag: tar.TypeReg}); err != nil {
+	return mutate.Annotations(img, annotations("floodgate", created, a)).(v1.Image), nil
+}
+
+// createdTime is the image's creation time: the Unix epoch unless given, so that the same
+// content always gives the same digest.
+func createdTime(a Annotations) time.Time {
+	if a.Created.IsZero() {
+		return time.Unix(0, 0).UTC()
+	}
+	return a.Created
+}
+
+// singleFileImage builds an OCI image whose one layer (gzip tar) holds the file name; setConfig
+// fills in the platform and the process.
+func singleFileImage(name string, mode int64, content []byte, created time.Time, setConfig func(*v1.ConfigFile)) (v1.Image, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(content)), ModTime: created, Typeflag: tar.TypeReg}); err != nil {
 		return nil, fmt.Errorf("ociwasm: tar: %w", err)
 	}
-	if _, err := tw.Write(module); err != nil {
+	if _, err := tw.Write(content); err != nil {
 		return nil, fmt.Errorf("ociwasm: tar: %w", err)
 	}
 	if err := tw.Close(); err != nil {
 		return nil, fmt.Errorf("ociwasm: tar: %w", err)
 	}
-	data := tarBuf.Bytes()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(data)), nil
-	}, tarball.WithMediaType(types.OCILayer))
+	data := buf.Bytes()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil },
+		tarball.WithMediaType(types.OCILayer))
 	if err != nil {
 		return nil, fmt.Errorf("ociwasm: layer: %w", err)
 	}
-	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	img, err = mutate.Append(img, mutate.Addendum{Layer: layer, MediaType: types.OCILayer})
-	if err != nil {
+	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	if img, err = mutate.Append(img, mutate.Addendum{Layer: layer, MediaType: types.OCILayer}); err != nil {
 		return nil, fmt.Errorf("ociwasm: append layer: %w", err)
 	}
 	cfg, err := img.ConfigFile()
@@ -84,11 +99,12 @@ func Image(module []byte, a Annotations) (v1.Image, error) {
 		return nil, fmt.Errorf("ociwasm: config: %w", err)
 	}
 	cfg = cfg.DeepCopy()
-	cfg.Architecture, cfg.OS, cfg.Created = "wasm", "wasip1", v1.Time{Time: created}
+	cfg.Created = v1.Time{Time: created}
+	setConfig(cfg)
 	if img, err = mutate.ConfigFile(img, cfg); err != nil {
 		return nil, fmt.Errorf("ociwasm: config: %w", err)
 	}
-	return mutate.Annotations(img, annotations("floodgate", created, a)).(v1.Image), nil
+	return img, nil
 }
 
 // annotations are the OCI image-spec annotations of an image titled title.

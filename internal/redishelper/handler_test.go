@@ -43,7 +43,12 @@ func TestMain(m *testing.M) {
 
 func newServer(t *testing.T, addr string, opts Options) *httptest.Server {
 	t.Helper()
-	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{addr}, Protocol: 2, DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	return serve(t, redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{addr}, Protocol: 2, DialTimeout: 200 * time.Millisecond, MaxRetries: -1}), opts)
+}
+
+// serve runs a Handler over client (closed with the test); the token defaults to "secret".
+func serve(t *testing.T, client redis.UniversalClient, opts Options) *httptest.Server {
+	t.Helper()
 	t.Cleanup(func() { client.Close() })
 	if opts.Token == "" {
 		opts.Token = "secret"
@@ -222,13 +227,7 @@ func TestRedisCluster(t *testing.T) {
 	}
 	defer srv.Stop()
 	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{srv.Addr}, IsClusterMode: true, Protocol: 2})
-	defer client.Close()
-	h, err := New(client, Options{Token: "secret"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(h)
-	defer hs.Close()
+	hs := serve(t, client, Options{})
 	status, body := call(t, hs, "/", "secret", `["EVAL","redis.call('SET', KEYS[1], ARGV[1]); return redis.call('GET', KEYS[1])","1","{fg:p:abc}:s","v1"]`)
 	if status != 200 || body != `{"result":"v1"}` {
 		t.Fatalf("cluster eval: %d %s", status, body)
@@ -250,14 +249,7 @@ func TestRedisSentinel(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sentinel.Stop()
-	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{sentinel.Addr}, MasterName: "floodgate", Protocol: 2})
-	defer client.Close()
-	h, err := New(client, Options{Token: "secret"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(h)
-	defer hs.Close()
+	hs := serve(t, redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{sentinel.Addr}, MasterName: "floodgate", Protocol: 2}), Options{})
 	status, body := call(t, hs, "/", "secret", `["EVAL","return redis.call('INFO','replication'):match('role:(%a+)')","0"]`)
 	if status != 200 || body != `{"result":"master"}` {
 		t.Fatalf("through sentinel: %d %s", status, body)
@@ -292,15 +284,8 @@ func TestRedisTLS(t *testing.T) {
 		{"plain text to a TLS-only Redis", nil, 503},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{srv.Addr}, TLSConfig: tc.tls, Protocol: 2,
-				DialTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, MaxRetries: -1})
-			defer client.Close()
-			h, err := New(client, Options{Token: "secret", Timeout: 500 * time.Millisecond})
-			if err != nil {
-				t.Fatal(err)
-			}
-			hs := httptest.NewServer(h)
-			defer hs.Close()
+			hs := serve(t, redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{srv.Addr}, TLSConfig: tc.tls, Protocol: 2,
+				DialTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, MaxRetries: -1}), Options{Timeout: 500 * time.Millisecond})
 			res, err := http.Get(hs.URL + "/readyz")
 			if err != nil {
 				t.Fatal(err)
