@@ -12,7 +12,6 @@ import (
 	"errors"
 	"math/rand/v2"
 	"strings"
-	"time"
 
 	"github.com/floodgate-proxy/floodgate/config"
 	"github.com/floodgate-proxy/floodgate/internal/host"
@@ -23,7 +22,8 @@ import (
 // seeded random source.
 type Options struct {
 	// NowMs returns the time in milliseconds. Every worker VM of a proxy must agree on it, which
-	// is why the default is the wall clock (the Go runtime's monotonic clock starts anew in each VM).
+	// is why the default is the host's wall clock (the Go runtime's monotonic clock starts anew in
+	// each VM).
 	NowMs func() int64
 	// Rand returns a draw in [0, 1) for the suppressed strategy.
 	Rand func() float64
@@ -32,7 +32,7 @@ type Options struct {
 // NewVM returns the plugin's VM context.
 func NewVM(opts Options) types.VMContext {
 	if opts.NowMs == nil {
-		opts.NowMs = func() int64 { return time.Now().UnixMilli() }
+		opts.NowMs = host.NowMillis
 	}
 	if opts.Rand == nil {
 		opts.Rand = rand.Float64

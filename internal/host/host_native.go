@@ -4,6 +4,7 @@ package host
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm"
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
@@ -33,6 +34,9 @@ func Log(level LogLevel, msg string) {
 
 // PluginConfiguration returns the plugin configuration (Envoy: PluginConfig.configuration).
 func PluginConfiguration() ([]byte, error) { return proxywasm.GetPluginConfiguration() }
+
+// NowMillis returns the wall clock in milliseconds.
+func NowMillis() int64 { return time.Now().UnixMilli() }
 
 // SetTickPeriod arms this VM's timer: OnTick runs every ms milliseconds; 0 disables it.
 func SetTickPeriod(ms uint32) error { return proxywasm.SetTickPeriodMilliSeconds(ms) }

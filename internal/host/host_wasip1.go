@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 	"unsafe"
 
 	"github.com/floodgate-proxy/floodgate/internal/abi"
@@ -64,6 +65,16 @@ func PluginConfiguration() ([]byte, error) {
 	st := abi.ProxyGetBufferBytes(bufferPluginConfig, 0, 1<<31-1, unsafe.Pointer(&ptr), unsafe.Pointer(&size))
 	buf := abi.Take(ptr, size)
 	return buf, statusErr(st)
+}
+
+// NowMillis returns the host's wall clock in milliseconds: one host call, where time.Now costs
+// two (wall and monotonic clocks). Every worker VM of a proxy reads the same clock.
+func NowMillis() int64 {
+	var ns uint64
+	if abi.ProxyGetCurrentTimeNanoseconds(unsafe.Pointer(&ns)) != 0 {
+		return time.Now().UnixMilli()
+	}
+	return int64(ns / 1e6)
 }
 
 // SetTickPeriod arms this VM's timer: OnTick runs every ms milliseconds; 0 disables it.
