@@ -142,7 +142,9 @@ func (l *limiter) run(ev *evaluation, resume func(verdict)) (verdict, bool) {
 		cost := ps.cfg.CostOf(ev.req)
 		if ps.cfg.Backend == config.BackendRedis && l.remote != nil {
 			if !l.remote.breakerOpen(ev.now) {
+				key := append([]byte(nil), key...) // keyBuf is reused by other requests meanwhile
 				err := l.remote.decide(ps, key, cost, l.opts.Rand(), ev.stream, l.opts.NowMs, func(res algorithm.Result, err error) {
+					ev.now = l.opts.NowMs() // the answer came later: later policies decide at their time
 					if v, stop := l.apply(ev, ps, key, cost, res, err); stop {
 						resume(v)
 						return
