@@ -196,3 +196,34 @@ func TestRedisBreakerCloses(t *testing.T) {
 		t.Fatal("no call after the cool-down: the breaker did not close")
 	}
 }
+
+// TestRedisPausedRequestsKeepTheirKeys: two requests with different keys are paused on one worker
+// at the same time; when the helper fails, each falls back to local limiting on its own key.
+func TestRedisPausedRequestsKeepTheirKeys(t *testing.T) {
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(150 * time.Millisecond)
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	defer slow.Close()
+	cfg := `{"redis":{"cluster":"floodgate-redis-helper","token":"t0ken","timeout_ms":1000,"breaker":{"failures":100}},
+		"policies":[{"name":"p","key":[{"type":"client_ip"}],"limits":[{"requests":"1/m"}],"backend":"redis","failure_mode":"local"}]}`
+	h := startHost(t, cfg, 1, withCluster(strings.TrimPrefix(slow.URL, "http://")))
+	var wg sync.WaitGroup
+	status := make([]int, 2)
+	for i, src := range []string{"192.0.2.60:1", "192.0.2.61:1"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			status[i] = send(t, h, src).status
+		}()
+	}
+	wg.Wait()
+	if status[0] != 200 || status[1] != 200 {
+		t.Fatalf("two clients' first requests: %v, want both admitted on their own keys", status)
+	}
+	for _, src := range []string{"192.0.2.60:1", "192.0.2.61:1"} {
+		if a := send(t, h, src); a.status != 429 {
+			t.Fatalf("%s second request: %d, want 429 (its own key was counted)", src, a.status)
+		}
+	}
+}
