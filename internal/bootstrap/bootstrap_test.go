@@ -48,7 +48,7 @@ func TestBrokenBootstraps(t *testing.T) {
 		{name: "unresolvable typed_config", old: "envoy.extensions.filters.http.router.v3.Router", new: "envoy.extensions.filters.http.router.v3.Routr", want: "Routr"},
 		{name: "validator: empty route cluster", old: "route: { cluster: upstream }", new: `route: { cluster: "" }`, want: "invalid"},
 		{name: "validator: negative timeout", old: "connect_timeout: 1s", new: "connect_timeout: -1s", want: "ConnectTimeout"},
-		{name: "no wasm filter", old: "envoy.extensions.filters.http.wasm.v3.Wasm", new: "envoy.extensions.filters.http.router.v3.Router\n              config: {}", want: `unknown field "config"`},
+		{name: "cluster without a socket address", old: "socket_address: { address: 127.0.0.1, port_value: 8080 }", new: "pipe: { path: /tmp/upstream.sock }", want: "clusters[0] upstream: only socket addresses are supported"},
 		{name: "route to a missing cluster", old: "route: { cluster: upstream }", new: "route: { cluster: nowhere }", want: `cluster "nowhere", which is not defined`},
 	}
 	for _, tc := range tests {
@@ -58,6 +58,48 @@ func TestBrokenBootstraps(t *testing.T) {
 				t.Fatalf("envoy.yaml no longer contains %q", tc.old)
 			}
 			_, err := Parse([]byte(strings.Replace(src, tc.old, tc.new, 1)))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// wasmBlock is the wasm filter's entry in the shipped http_filters list.
+func wasmBlock(t *testing.T, src string) string {
+	t.Helper()
+	start := strings.Index(src, "          - name: envoy.filters.http.wasm\n")
+	end := strings.Index(src, "          - name: envoy.filters.http.router\n")
+	if start < 0 || end < start {
+		t.Fatal("envoy.yaml no longer lists the wasm filter before the router")
+	}
+	return src[start:end]
+}
+
+func TestUnsupportedShapes(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(t *testing.T, src string) string
+		want string
+	}{
+		{name: "no wasm filter", edit: func(t *testing.T, src string) string {
+			return strings.Replace(src, wasmBlock(t, src), "", 1)
+		}, want: "want exactly one wasm filter, found 0"},
+		{name: "two wasm filters", edit: func(t *testing.T, src string) string {
+			w := wasmBlock(t, src)
+			return strings.Replace(src, w, w+w, 1)
+		}, want: "want exactly one wasm filter, found 2"},
+		{name: "no listener", edit: func(t *testing.T, src string) string {
+			i, j := strings.Index(src, "  listeners:\n"), strings.Index(src, "  clusters:\n")
+			if i < 0 || j < i {
+				t.Fatal("envoy.yaml no longer has listeners before clusters")
+			}
+			return src[:i] + src[j:]
+		}, want: "bootstrap: no listener"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.edit(t, shipped(t))))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
 			}
