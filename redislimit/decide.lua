@@ -9,6 +9,13 @@
 -- then per limit: quota, window_ms, group_ms, rate (per second), hard quota, buckets
 -- Returns {allowed, limit, window_ms, remaining, retry_after_ms, reset_after_ms,
 --          suppression_factor * 1e6, suppressed, decider (0-based, -1), reason, reset}
+--
+-- Lease mode (hybrid backend): after the limits, ARGV holds 'lease', release, release_at_ms,
+-- used, denied, want. No request is decided. The proxy gives back the release units Redis
+-- reserved for it at release_at_ms (Redis time), records the units it admitted (used) and denied
+-- since then at now, and is reserved up to want units more, counted as accepted at now so that no
+-- other proxy can be granted them. Returns {granted, now_ms, limit, window_ms, remaining,
+-- reset_after_ms, retry_after_ms (when nothing could be granted), suppression_factor * 1e6}.
 
 local REBASE_AFTER = 1073741824 -- 2^30 ms
 local U32 = 4294967295
@@ -147,6 +154,86 @@ local function suppression_factor(r, l)
   return 1 - l.rate / perceived
 end
 
+-- report returns the tightest limit: the least remaining.
+local function report()
+  local limit, window, remaining, reset_after = 0, 0, 0, 0
+  for i, l in ipairs(limits) do
+    local r = st.rings[i]
+    local left = math.max(l.quota - r.sa, 0)
+    if i == 1 or left < remaining then
+      limit, window, remaining, reset_after = l.quota, l.window, left, 0
+      if #r.b > 0 then reset_after = math.max(base + r.b[1][2] + l.window - now, 0) end
+    end
+  end
+  return limit, window, remaining, reset_after
+end
+
+local function save()
+  local parts = {struct.pack('<BBBBI4i8i8', 1, strategy, nlimits, 0, fingerprint, st.base, st.last)}
+  for i, l in ipairs(limits) do
+    local r = st.rings[i]
+    local n = #r.b
+    parts[#parts + 1] = struct.pack('<I2I2I4I4I4', 0, n, clamp(r.sa), clamp(r.sd), 0)
+    for k = 1, l.buckets do
+      local b = r.b[k]
+      if b then
+        if rec == 16 then
+          parts[#parts + 1] = struct.pack('<I4I4I4I4', b[1], b[2], b[3], b[4])
+        else
+          parts[#parts + 1] = struct.pack('<I4I4I4', b[1], b[2], b[3])
+        end
+      else
+        parts[#parts + 1] = string.rep('\0', rec)
+      end
+    end
+  end
+  redis.call('SET', KEYS[1], table.concat(parts), 'PX', longest + 1000)
+end
+
+local lo = 6 + 6 * nlimits
+if ARGV[lo + 1] == 'lease' then
+  local release, release_at = tonumber(ARGV[lo + 2]), tonumber(ARGV[lo + 3])
+  local used, denied, want = tonumber(ARGV[lo + 4]), tonumber(ARGV[lo + 5]), tonumber(ARGV[lo + 6])
+  local grant, retry, sf = want, 0, 0
+  for i, l in ipairs(limits) do
+    local r = st.rings[i]
+    if release > 0 then
+      -- The reservation went into the newest bucket of its time; a bucket gone from the window
+      -- took it along.
+      for k = #r.b, 1, -1 do
+        if base + r.b[k][1] <= release_at then
+          if base + r.b[k][2] >= release_at then
+            local c = math.min(r.b[k][3], release)
+            r.b[k][3] = r.b[k][3] - c
+            r.sa = r.sa - c
+          end
+          break
+        end
+      end
+    end
+    if used > 0 then add(r, l, used, false) end
+    if denied > 0 then add(r, l, denied, true) end
+    local cap = l.quota
+    if strategy == 2 then
+      cap = l.hard
+      if r.sa + 1 > l.quota and r.sa + 1 <= cap then sf = math.max(sf, suppression_factor(r, l)) end
+    end
+    grant = math.min(grant, math.max(cap - r.sa, 0))
+    if r.sa + 1 > cap then
+      local ms = fits_after(r, l, r.sa, 1, cap)
+      retry = math.max(retry, ms)
+    end
+  end
+  if grant > 0 then
+    for i, l in ipairs(limits) do add(st.rings[i], l, grant, false) end
+  else
+    grant = 0
+  end
+  local limit, window, remaining, reset_after = report()
+  if release > 0 or used > 0 or denied > 0 or grant > 0 then save() end
+  return {grant, now, limit, window, remaining, reset_after, retry, math.floor(sf * 1000000 + 0.5)}
+end
+
 -- Reasons: 0 allowed, 1 quota exhausted, 2 cost exceeds quota, 3 hard limit, 4 suppressed.
 local allowed, decider, reason, retry, sf, suppressed, changed = true, -1, 0, 0, 0, false, false
 if strategy == 1 then
@@ -204,38 +291,8 @@ else
   changed = true
 end
 
--- The tightest limit: the least remaining after the decision.
-local limit, window, remaining, reset_after = 0, 0, 0, 0
-for i, l in ipairs(limits) do
-  local r = st.rings[i]
-  local left = math.max(l.quota - r.sa, 0)
-  if i == 1 or left < remaining then
-    limit, window, remaining, reset_after = l.quota, l.window, left, 0
-    if #r.b > 0 then reset_after = math.max(base + r.b[1][2] + l.window - now, 0) end
-  end
-end
-
-if changed then
-  local parts = {struct.pack('<BBBBI4i8i8', 1, strategy, nlimits, 0, fingerprint, st.base, st.last)}
-  for i, l in ipairs(limits) do
-    local r = st.rings[i]
-    local n = #r.b
-    parts[#parts + 1] = struct.pack('<I2I2I4I4I4', 0, n, clamp(r.sa), clamp(r.sd), 0)
-    for k = 1, l.buckets do
-      local b = r.b[k]
-      if b then
-        if rec == 16 then
-          parts[#parts + 1] = struct.pack('<I4I4I4I4', b[1], b[2], b[3], b[4])
-        else
-          parts[#parts + 1] = struct.pack('<I4I4I4', b[1], b[2], b[3])
-        end
-      else
-        parts[#parts + 1] = string.rep('\0', rec)
-      end
-    end
-  end
-  redis.call('SET', KEYS[1], table.concat(parts), 'PX', longest + 1000)
-end
+local limit, window, remaining, reset_after = report()
+if changed then save() end
 
 local a, s = 0, 0
 if allowed then a = 1 end

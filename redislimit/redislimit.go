@@ -19,7 +19,7 @@ var Script string
 
 // ScriptSHA is the SHA-1 of Script, the name EVALSHA takes (a test keeps it current; the plugin
 // avoids linking crypto, which pulls WASI functions Envoy lacks).
-const ScriptSHA = "8a765feba577ecfd0d97b4fcbed92265e91d57b1"
+const ScriptSHA = "95beeb0b8a491d0b2bfc500380b83c983582d9a1"
 
 // Args returns the script's ARGV for a decision of cost units with draw; nowMs < 0 lets the
 // script use Redis TIME (production), a value pins the clock (tests).
@@ -49,4 +49,42 @@ func Result(v []int64) (algorithm.Result, error) {
 		SuppressionFactor: float64(v[6]) / 1e6, Suppressed: v[7] == 1, Decider: int(v[8]), Reason: algorithm.Reason(v[9]),
 		Reset: v[10] == 1, // Changed is a local-store notion: the script writes what it must itself
 	}, nil
+}
+
+// Lease is what a proxy of the hybrid backend sends for one key at a sync.
+type Lease struct {
+	// Release units were reserved for this proxy at ReleaseAtMs (Redis time); it gives them back.
+	Release, ReleaseAtMs int64
+	// Used and Denied are the units the proxy admitted and denied locally since that reservation.
+	Used, Denied int64
+	// Want is how many units to reserve for the proxy's next local decisions.
+	Want int64
+}
+
+// Grant is Redis's answer to a Lease.
+type Grant struct {
+	// Units are reserved for the proxy (0 to Want), counted as accepted at AtMs (Redis time).
+	Units, AtMs int64
+	// The tightest limit after the reservation, as in algorithm.Result.
+	Limit, WindowMs, Remaining, ResetAfterMs int64
+	// RetryAfterMs is the time until one unit fits, when nothing is left to reserve.
+	RetryAfterMs int64
+	// SuppressionFactor applies to the proxy's local decisions (suppressed strategy).
+	SuppressionFactor float64
+}
+
+// LeaseArgs returns the script's ARGV for lease; nowMs as in Args.
+func LeaseArgs(p *algorithm.Policy, l Lease, nowMs int64) []string {
+	args := Args(p, 1, 0, nowMs)
+	return append(args, "lease", strconv.FormatInt(l.Release, 10), strconv.FormatInt(l.ReleaseAtMs, 10),
+		strconv.FormatInt(l.Used, 10), strconv.FormatInt(l.Denied, 10), strconv.FormatInt(l.Want, 10))
+}
+
+// GrantOf reads the script's answer to a lease.
+func GrantOf(v []int64) (Grant, error) {
+	if len(v) != 8 {
+		return Grant{}, fmt.Errorf("redislimit: lease answer of %d values, want 8", len(v))
+	}
+	return Grant{Units: v[0], AtMs: v[1], Limit: v[2], WindowMs: v[3], Remaining: v[4], ResetAfterMs: v[5],
+		RetryAfterMs: v[6], SuppressionFactor: float64(v[7]) / 1e6}, nil
 }
