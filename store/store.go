@@ -146,14 +146,18 @@ func fingerprint(h uint64) uint64 {
 // times (once per compare-and-swap conflict) and must be pure. nowMs and ttlMs decide staleness:
 // an entry not written for ttlMs is expired and its way may be reused.
 func (s *Store) Update(key []byte, nowMs, ttlMs int64, fn func(cur []byte) (next []byte, write bool)) (Info, error) {
+	return s.UpdateHash(Hash(key), nowMs, ttlMs, fn)
+}
+
+// UpdateHash is Update for the key whose Hash is h, for callers that kept the hash and not the key.
+func (s *Store) UpdateHash(h uint64, nowMs, ttlMs int64, fn func(cur []byte) (next []byte, write bool)) (Info, error) {
 	var info Info
 	if ttlMs <= 0 {
 		// Every entry would be stale: the limiter would never see a count.
 		return info, fmt.Errorf("store: ttl %d ms: must be > 0", ttlMs)
 	}
-	h := Hash(key)
 	fp := fingerprint(h)
-	skey := s.slotKey(uint32(h % uint64(s.opts.Slots)))
+	skey := s.slotKey(s.SlotOf(h))
 	for attempt := 0; attempt <= s.opts.MaxRetries; attempt++ {
 		val, cas, err := s.sd.Get(skey)
 		absent := errors.Is(err, types.ErrorStatusNotFound)
@@ -195,6 +199,35 @@ func (s *Store) Update(key []byte, nowMs, ttlMs int64, fn func(cur []byte) (next
 		info.Retries++
 	}
 	return info, ErrContention
+}
+
+// SlotOf returns the slot of the key whose Hash is h, in [0, Slots).
+func (s *Store) SlotOf(h uint64) uint32 { return uint32(h % uint64(s.opts.Slots)) }
+
+// Slots returns the number of slots.
+func (s *Store) Slots() uint32 { return s.opts.Slots }
+
+// Live calls fn with the payload of every live entry of slot (not written for less than ttlMs),
+// in a buffer fn must not keep.
+func (s *Store) Live(slot uint32, nowMs, ttlMs int64, fn func(payload []byte)) error {
+	skey := s.slotKey(slot)
+	val, _, err := s.sd.Get(skey)
+	if errors.Is(err, types.ErrorStatusNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("store: get %s: %w", skey, err)
+	}
+	if !s.valid(val) {
+		return nil
+	}
+	for w := 0; w < s.opts.Ways; w++ {
+		way := val[headerSize+w*s.way : headerSize+(w+1)*s.way]
+		if binary.LittleEndian.Uint64(way) != 0 && nowMs-int64(binary.LittleEndian.Uint64(way[8:])) < ttlMs {
+			fn(way[wayHeader:])
+		}
+	}
+	return nil
 }
 
 func (s *Store) slotKey(slot uint32) string {
