@@ -30,7 +30,8 @@ const (
 // Config is a validated configuration.
 type Config struct {
 	SharedData SharedData
-	// Redis is where policies with backend "redis" decide; nil when no redis section is given.
+	// Redis is where policies with backend "redis" decide and "hybrid" ones sync; nil when no redis
+	// section is given.
 	Redis    *Redis
 	Policies []*Policy
 }
@@ -49,12 +50,15 @@ type Redis struct {
 	// no call is made and the failure mode applies; all workers of the proxy share the breaker.
 	BreakerFailures   uint32
 	BreakerCooldownMs int64
+	// SyncIntervalMs is the tick on which hybrid policies sync with Redis.
+	SyncIntervalMs uint32
 }
 
 // Backends.
 const (
-	BackendLocal = "local"
-	BackendRedis = "redis"
+	BackendLocal  = "local"
+	BackendRedis  = "redis"
+	BackendHybrid = "hybrid"
 )
 
 // SharedData sizes the local store.
@@ -84,13 +88,13 @@ type Policy struct {
 	Cost            Cost
 	Shadow          bool
 	Response        Response
-	// Backend is where the state lives: BackendLocal or BackendRedis.
+	// Backend is where the state lives: BackendLocal, BackendRedis or BackendHybrid.
 	Backend string
 	// FailOpen says what happens when the state cannot be read or written: admit (true) or
 	// answer 503 (false).
 	FailOpen bool
-	// FallbackLocal (failure_mode "local", redis backend only) decides with local shared data
-	// while Redis cannot be reached.
+	// FallbackLocal (failure_mode "local", redis and hybrid backends, the default of hybrid)
+	// decides with local shared data while Redis cannot be reached.
 	FallbackLocal bool
 	// Compiled is the algorithm policy built from Limits and Strategy.
 	Compiled *algorithm.Policy
@@ -341,8 +345,15 @@ func (p *parser) parse(data []byte) *Config {
 			if pol == nil {
 				continue
 			}
-			if pol.Backend == BackendRedis && cfg.Redis == nil {
-				p.errf(join(path, "backend"), "\"redis\" needs the top-level redis section")
+			if pol.Backend != BackendLocal && cfg.Redis == nil {
+				p.errf(join(path, "backend"), "%q needs the top-level redis section", pol.Backend)
+			}
+			if pol.Backend == BackendHybrid && cfg.Redis != nil && pol.Compiled != nil {
+				// A reservation must be spent (for at most half the shortest window, see
+				// plugin/hybrid.go) and its answer awaited while Redis still counts it.
+				if w := shortestWindowMs(pol.Limits); w <= 2*int64(cfg.Redis.TimeoutMs) {
+					p.errf(join(path, "backend"), "\"hybrid\" needs every window longer than twice redis.timeout_ms (%d ms); the shortest is %d ms", cfg.Redis.TimeoutMs, w)
+				}
 			}
 			if j, dup := seen[pol.Name]; dup && pol.Name != "" {
 				p.errf(join(path, "name"), "%q is already the name of policies[%d]", pol.Name, j)
@@ -413,10 +424,11 @@ func (p *parser) policy(v gjson.Result, path string) *Policy {
 			switch name {
 			case BackendLocal, BackendRedis:
 				pol.Backend = name
-			case "hybrid":
-				p.errf(join(path, "backend"), "\"hybrid\" is not supported yet: use \"local\" or \"redis\"")
+			case BackendHybrid:
+				pol.Backend = name
+				pol.FailOpen, pol.FallbackLocal = false, true
 			default:
-				p.errf(join(path, "backend"), "must be one of local, redis")
+				p.errf(join(path, "backend"), "must be one of local, redis, hybrid")
 			}
 		}
 	}
@@ -424,8 +436,8 @@ func (p *parser) policy(v gjson.Result, path string) *Policy {
 		if mode, ok := p.oneOf(f, join(path, "failure_mode"), "open", "closed", "local"); ok {
 			pol.FailOpen = mode == "open"
 			pol.FallbackLocal = mode == "local"
-			if mode == "local" && pol.Backend != BackendRedis {
-				p.errf(join(path, "failure_mode"), "\"local\" applies to the redis backend only")
+			if mode == "local" && pol.Backend == BackendLocal {
+				p.errf(join(path, "failure_mode"), "\"local\" applies to the redis and hybrid backends only")
 			}
 		}
 	}
@@ -433,10 +445,10 @@ func (p *parser) policy(v gjson.Result, path string) *Policy {
 }
 
 func (p *parser) redis(v gjson.Result, path string) *Redis {
-	if !p.object(v, path, "cluster", "authority", "token", "timeout_ms", "breaker") {
+	if !p.object(v, path, "cluster", "authority", "token", "timeout_ms", "breaker", "sync_interval_ms") {
 		return nil
 	}
-	r := &Redis{TimeoutMs: 50, BreakerFailures: 5, BreakerCooldownMs: 5000}
+	r := &Redis{TimeoutMs: 50, BreakerFailures: 5, BreakerCooldownMs: 5000, SyncIntervalMs: 100}
 	if s, ok := p.str(v.Get("cluster"), join(path, "cluster")); ok && s != "" {
 		r.Cluster, r.Authority = s, s
 	} else if ok {
@@ -455,6 +467,11 @@ func (p *parser) redis(v gjson.Result, path string) *Redis {
 	if t := v.Get("timeout_ms"); t.Exists() {
 		if n, ok := p.integer(t, join(path, "timeout_ms"), 1, 10000); ok {
 			r.TimeoutMs = uint32(n)
+		}
+	}
+	if t := v.Get("sync_interval_ms"); t.Exists() {
+		if n, ok := p.integer(t, join(path, "sync_interval_ms"), 10, 10000); ok {
+			r.SyncIntervalMs = uint32(n)
 		}
 	}
 	if b := v.Get("breaker"); b.Exists() && p.object(b, join(path, "breaker"), "failures", "cooldown_ms") {
@@ -780,4 +797,14 @@ func (p *parser) response(v gjson.Result, path string, r *Response) {
 			r.Headers = map[string]HeaderStyle{"ietf": HeadersIETF, "legacy": HeadersLegacy, "both": HeadersBoth, "none": HeadersNone}[s]
 		}
 	}
+}
+
+func shortestWindowMs(limits []algorithm.Limit) int64 {
+	w := int64(0)
+	for i, l := range limits {
+		if i == 0 || l.WindowMs < w {
+			w = l.WindowMs
+		}
+	}
+	return w
 }

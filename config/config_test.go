@@ -80,6 +80,20 @@ func TestParseValid(t *testing.T) {
 					t.Errorf("policy %+v", p)
 				}
 			}},
+		{name: "hybrid backend", json: `{"redis":{"cluster":"c","token":"t","sync_interval_ms":250},
+			"policies":[{"name":"p","key":[{"type":"path"}],"limits":[{"rate":1}],"backend":"hybrid"},
+				{"name":"q","key":[{"type":"path"}],"limits":[{"rate":1}],"backend":"hybrid","failure_mode":"open"}]}`,
+			check: func(t *testing.T, c *Config) {
+				if c.Redis.SyncIntervalMs != 250 || c.Redis.TimeoutMs != 50 {
+					t.Errorf("redis %+v", c.Redis)
+				}
+				if p := c.Policies[0]; p.Backend != BackendHybrid || !p.FallbackLocal || p.FailOpen {
+					t.Errorf("hybrid falls back to local limiting by default: %+v", p)
+				}
+				if q := c.Policies[1]; q.FallbackLocal || !q.FailOpen {
+					t.Errorf("failure_mode open: %+v", q)
+				}
+			}},
 		{name: "long window groups coarsely by default", json: `{"policies":[{"name":"p","key":[{"type":"method"}],"limits":[{"requests":"10000/d"}]}]}`,
 			check: func(t *testing.T, c *Config) {
 				if l := c.Policies[0].Limits[0]; l.GroupMs != 86400 || l.Buckets() != 1000 {
@@ -125,9 +139,14 @@ func TestParseInvalid(t *testing.T) {
 			want: []string{"policies[0].stratgy: unknown field", "policies[0].shadow: must be true or false",
 				"policies[0].response.status: must be between 400 and 599", "policies[0].response.headers: must be one of ietf, legacy, both, none"}},
 		{name: "hard factor with absolute", json: pol(`,"hard_limit_factor":2`), want: []string{"policies[0].hard_limit_factor: applies to the suppressed strategy only"}},
-		{name: "backend not yet supported", json: pol(`,"backend":"hybrid"`), want: []string{`policies[0].backend: "hybrid" is not supported yet: use "local" or "redis"`}},
+		{name: "unknown backend", json: pol(`,"backend":"memcached"`), want: []string{`policies[0].backend: must be one of local, redis, hybrid`}},
+		{name: "hybrid backend without the redis section", json: pol(`,"backend":"hybrid"`), want: []string{`policies[0].backend: "hybrid" needs the top-level redis section`}},
+		{name: "hybrid window too short for the timeout", json: `{"redis":{"cluster":"c","token":"t","timeout_ms":500,"sync_interval_ms":5},
+			"policies":[{"name":"p","key":[{"type":"path"}],"limits":[{"rate":100},{"requests":"1000/m"}],"backend":"hybrid"}]}`,
+			want: []string{"redis.sync_interval_ms: must be between 10 and 10000",
+				`policies[0].backend: "hybrid" needs every window longer than twice redis.timeout_ms (500 ms); the shortest is 1000 ms`}},
 		{name: "redis backend without its section", json: pol(`,"backend":"redis"`), want: []string{`policies[0].backend: "redis" needs the top-level redis section`}},
-		{name: "local fallback on a local policy", json: pol(`,"failure_mode":"local"`), want: []string{`policies[0].failure_mode: "local" applies to the redis backend only`}},
+		{name: "local fallback on a local policy", json: pol(`,"failure_mode":"local"`), want: []string{`policies[0].failure_mode: "local" applies to the redis and hybrid backends only`}},
 		{name: "redis section problems", json: `{"redis":{"cluster":"","timeout_ms":0,"breaker":{"failures":0}},"policies":[{"name":"a","key":[{"type":"path"}],"limits":[{"rate":1}]}]}`,
 			want: []string{"redis.cluster: must not be empty", "redis.token: must be a string", "redis.timeout_ms: must be between 1 and 10000", "redis.breaker.failures: must be between 1 and 1000"}},
 		{name: "duplicate and bad names", json: `{"policies":[{"name":"a","key":[{"type":"path"}],"limits":[{"rate":1}]},{"name":"a","key":[{"type":"path"}],"limits":[{"rate":1}]},{"name":"b c","key":[{"type":"path"}],"limits":[{"rate":1}]}]}`,
