@@ -18,6 +18,7 @@ type limiter struct {
 	keyBuf   []byte
 	scratch  []byte  // state buffer for keys seen for the first time
 	remote   *remote // the Redis helper, when a policy uses it
+	sync     *syncer // the hybrid backend's syncs, when a policy uses it
 }
 
 type policyState struct {
@@ -25,6 +26,11 @@ type policyState struct {
 	store *store.Store
 	ttlMs int64
 	m     policyMetrics
+	// The hybrid backend's leases (hybrid.go), the shared-data bitmap of the lease slots the
+	// leader must sync, and how long a reservation may be spent.
+	leases     *store.Store
+	dirtyKey   string
+	validityMs int64
 	// Error logs are rate-limited to one a second per policy.
 	lastLogMs int64
 	quiet     int
@@ -69,10 +75,23 @@ func newLimiter(cfg *config.Config, opts Options) (*limiter, error) {
 				return nil, fmt.Errorf("policy %s: define metric %s: %w", p.Name, m.name, err)
 			}
 		}
-		if p.Backend == config.BackendRedis && l.remote == nil {
+		if p.Backend != config.BackendLocal && l.remote == nil {
 			if l.remote, err = newRemote(cfg, opts); err != nil {
 				return nil, err
 			}
+		}
+		if p.Backend == config.BackendHybrid {
+			if l.sync == nil {
+				if l.sync, err = newSyncer(cfg, l.remote, uint64(opts.Rand()*(1<<53))+1); err != nil {
+					return nil, err
+				}
+			}
+			prefix := cfg.SharedData.Prefix + ":" + p.Name + ":lease"
+			if ps.leases, err = store.New(sharedData{}, store.Options{Prefix: prefix, Slots: cfg.SharedData.Slots,
+				PayloadSize: leaseSize}); err != nil {
+				return nil, fmt.Errorf("policy %s: %w", p.Name, err)
+			}
+			ps.dirtyKey, ps.validityMs = prefix+":marked", validityMs(p.Compiled, l.sync.intervalMs)
 		}
 		l.policies = append(l.policies, ps)
 		l.scratch = make([]byte, max(len(l.scratch), p.Compiled.StateSize()))
@@ -140,7 +159,18 @@ func (l *limiter) run(ev *evaluation, resume func(verdict)) (verdict, bool) {
 		}
 		l.keyBuf = key[:0]
 		cost := ps.cfg.CostOf(ev.req)
-		if ps.cfg.Backend == config.BackendRedis && l.remote != nil {
+		remote := ps.cfg.Backend == config.BackendRedis
+		if ps.cfg.Backend == config.BackendHybrid {
+			res, viaRedis, err := l.decideHybrid(ps, key, ev.now, cost)
+			if err != nil || !viaRedis {
+				if v, stop := l.apply(ev, ps, key, cost, res, err); stop {
+					return v, false
+				}
+				continue
+			}
+			remote = true
+		}
+		if remote {
 			if !l.remote.breakerOpen(ev.now) {
 				key := append([]byte(nil), key...) // keyBuf is reused by other requests meanwhile
 				err := l.remote.decide(ps, key, cost, l.opts.Rand(), ev.stream, l.opts.NowMs, func(res algorithm.Result, err error) {

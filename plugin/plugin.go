@@ -81,6 +81,13 @@ func (p *pluginContext) OnPluginStart(int) types.OnPluginStartStatus {
 	return types.OnPluginStartStatusOK
 }
 
+// OnTick runs the hybrid backend's syncs.
+func (p *pluginContext) OnTick() {
+	if p.limiter != nil {
+		p.limiter.tick()
+	}
+}
+
 // NewHttpContext creates the context of one request.
 func (p *pluginContext) NewHttpContext(id uint32) types.HttpContext {
 	return &httpContext{id: id, limiter: p.limiter}

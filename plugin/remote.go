@@ -11,7 +11,6 @@ import (
 	"github.com/floodgate-proxy/floodgate/config"
 	"github.com/floodgate-proxy/floodgate/internal/host"
 	"github.com/floodgate-proxy/floodgate/redislimit"
-	"github.com/floodgate-proxy/floodgate/store"
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
 	"github.com/tidwall/gjson"
 )
@@ -43,11 +42,10 @@ func newRemote(cfg *config.Config, opts Options) (*remote, error) {
 	return r, nil
 }
 
-// redisKey is the Redis key of a limiter key: a fixed-size hash under one hash tag, so that Redis
-// Cluster keeps the key on one node and hostile keys cannot make Redis keys of any size.
-func (r *remote) redisKey(policy string, key []byte) string {
-	h1 := store.Hash(key)
-	h2 := store.Hash(append([]byte{0xff}, key...))
+// redisKey is the Redis key of a limiter key known by its hashes (keyHashes): a fixed-size name
+// under one hash tag, so that Redis Cluster keeps the key on one node and hostile keys cannot
+// make Redis keys of any size.
+func (r *remote) redisKey(policy string, h1, h2 uint64) string {
 	return "{" + r.prefix + ":" + policy + ":" + strconv.FormatUint(h1, 16) + strconv.FormatUint(h2, 16) + "}"
 }
 
@@ -68,7 +66,8 @@ func command(verb, script, key string, args []string) []byte {
 // decide sends one decision; done runs from the http call's callback, with stream made the
 // effective context first. An error means no call was made (the caller applies the failure mode).
 func (r *remote) decide(ps *policyState, key []byte, cost int64, draw float64, stream uint32, now func() int64, done func(algorithm.Result, error)) error {
-	rkey := r.redisKey(ps.cfg.Name, key)
+	h1, h2 := keyHashes(key)
+	rkey := r.redisKey(ps.cfg.Name, h1, h2)
 	args := redislimit.Args(ps.cfg.Compiled, cost, draw, -1)
 	var send func(body []byte, retried bool) error
 	send = func(body []byte, retried bool) error {

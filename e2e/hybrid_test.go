@@ -1,0 +1,150 @@
+package e2e
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/floodgate-proxy/floodgate/e2e/envoyhost"
+)
+
+func hybridConfig(limits, fields string) string {
+	return `{"redis":{"cluster":"floodgate-redis-helper","token":"t0ken","timeout_ms":200,"sync_interval_ms":100,"breaker":{"failures":3,"cooldown_ms":60000}},
+		"policies":[{"name":"p","key":[{"type":"client_ip"}],"limits":` + limits + `,"backend":"hybrid"` + fields + `}]}`
+}
+
+// hammerFor sends requests from workers goroutines until stop and returns the times at which
+// requests were admitted, and how many were sent.
+func hammerFor(t *testing.T, h *envoyhost.Host, workers int, until time.Time, source string) (admitted []time.Time, sent int64) {
+	t.Helper()
+	var mu sync.Mutex
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(until) {
+				n.Add(1)
+				if a := send(t, h, source); a.status == 200 {
+					at := time.Now()
+					mu.Lock()
+					admitted = append(admitted, at)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return admitted, n.Load()
+}
+
+// mostInAWindow returns the largest number of times within any window of length w.
+func mostInAWindow(times []time.Time, w time.Duration) int {
+	sort.Slice(times, func(i, j int) bool { return times[i].Before(times[j]) })
+	most, j := 0, 0
+	for i, at := range times {
+		for !times[j].After(at.Add(-w)) {
+			j++
+		}
+		most = max(most, i-j+1)
+	}
+	return most
+}
+
+// TestHybridOvershootAcrossThreeGateways: three gateways of two workers hammer one key of a
+// hybrid policy (100 per second, sync every 100 ms) for 4 s. The stated bound on overshoot is
+// rate x interval x proxies = 30; leases make the limit exact, so the measured overshoot is 0
+// (timestamps are taken by the clients, after the answer: a window of them can only hold fewer
+// admissions than the plugin's). Most decisions must be local: calls to Redis stay far below
+// the requests.
+func TestHybridOvershootAcrossThreeGateways(t *testing.T) {
+	const quota, window, gateways = 100, time.Second, 3
+	addr, _ := helperFor(t)
+	cfg := hybridConfig(`[{"rate":100}]`, "")
+	hosts := make([]*envoyhost.Host, gateways)
+	for i := range hosts {
+		hosts[i] = startHost(t, cfg, 2, withCluster(addr))
+	}
+	until := time.Now().Add(4 * time.Second)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var all []time.Time
+	var sent atomic.Int64
+	for _, h := range hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, n := hammerFor(t, h, 3, until, "198.51.100.7:1000")
+			sent.Add(n)
+			mu.Lock()
+			all = append(all, got...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	most := mostInAWindow(all, window)
+	calls := 0
+	for _, h := range hosts {
+		calls += len(h.HTTPCalls())
+		if f := h.Failures(); len(f) > 0 {
+			t.Fatal(f)
+		}
+	}
+	var syncs, leases, errs, fallbacks int64
+	for _, h := range hosts {
+		syncs += metric(t, h, "floodgate.hybrid.syncs")
+		leases += metric(t, h, "floodgate.hybrid.leases")
+		errs += metric(t, h, "floodgate.p.errors")
+		fallbacks += metric(t, h, "floodgate.p.fallbacks")
+	}
+	t.Logf("%d requests, %d admitted in 4 s, at most %d in one 1 s window (quota %d, overshoot %d, bound 30); %d calls to the helper (%d syncs carrying %d leases)",
+		sent.Load(), len(all), most, quota, max(most-quota, 0), calls, syncs, leases)
+	if most > quota+quota*gateways/10 {
+		t.Fatalf("%d admissions in one window: overshoot %d above the bound rate x interval x proxies = %d", most, most-quota, quota*gateways/10)
+	}
+	if most > quota {
+		t.Errorf("%d admissions in one window, quota %d: leases should make the limit exact", most, quota)
+	}
+	if len(all) < 3*quota {
+		t.Fatalf("%d admitted in 4 s of a 100/s limit: the leases waste the quota", len(all))
+	}
+	if errs+fallbacks != 0 {
+		t.Fatalf("%d errors and %d fallbacks on a healthy backend", errs, fallbacks)
+	}
+	if int64(calls)*5 > sent.Load() {
+		t.Fatalf("%d calls for %d requests: decisions should be local", calls, sent.Load())
+	}
+}
+
+// TestHybridFallsBackToLocal: with Redis gone, reservations lapse and the default failure mode
+// limits on local shared data, exactly, without stalling requests.
+func TestHybridFallsBackToLocal(t *testing.T) {
+	addr, stopRedis := helperFor(t)
+	h := startHost(t, hybridConfig(`[{"requests":"20/m"}]`, ""), 2, withCluster(addr))
+	if a := send(t, h, "203.0.113.9:1"); a.status != 200 {
+		t.Fatalf("healthy: %d", a.status)
+	}
+	time.Sleep(300 * time.Millisecond) // a sync reserves for the key
+	stopRedis()
+	time.Sleep(time.Second) // syncs fail, the breaker opens, the reservation lapses
+	start := time.Now()
+	admitted := hammer(t, h, 4, 60, func(int) string { return "203.0.113.9:1" })
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("60 requests took %v with Redis down", took)
+	}
+	if admitted != 20 {
+		t.Fatalf("%d of 60 admitted with Redis down, want the local limit's 20", admitted)
+	}
+	if metric(t, h, "floodgate.p.fallbacks") == 0 || metric(t, h, "floodgate.hybrid.sync_failures") == 0 {
+		t.Fatal("no fallback or sync failure counted")
+	}
+	if n := metric(t, h, "floodgate.redis.breaker_opened"); n != 1 {
+		t.Fatalf("breaker opened %d times, want 1", n)
+	}
+}
+
+var _ = fmt.Sprint

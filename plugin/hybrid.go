@@ -1,0 +1,487 @@
+package plugin
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/floodgate-proxy/floodgate/algorithm"
+	"github.com/floodgate-proxy/floodgate/config"
+	"github.com/floodgate-proxy/floodgate/internal/host"
+	"github.com/floodgate-proxy/floodgate/redislimit"
+	"github.com/floodgate-proxy/floodgate/store"
+	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
+	"github.com/tidwall/gjson"
+)
+
+// The hybrid backend decides locally on reservations made in Redis, and syncs on a tick.
+//
+// Per key, Redis holds the global sliding-window state (the state format of algorithm/), in
+// which every proxy's reservation counts as accepted. A proxy admits a request locally only
+// against the reservation Redis made for it, so the proxies together never admit more than the
+// limit; the price is that a reservation one proxy does not use is unavailable to the others
+// until its next sync gives it back. On every tick one worker per proxy (the leader, agreed on
+// through shared data) sends, in one /pipeline call, one lease per active key: the reservation
+// to give back, what was admitted and denied against it (counted at the sync's time, later than
+// they happened, so they leave the window late, never early), and the size of the next
+// reservation (twice the key's demand in the last interval, and at least what was left, which
+// covers what workers admit while the answer is in flight). See redislimit.Lease.
+//
+// A key without a valid reservation (new on this proxy, or a missed sync) is decided in Redis
+// like the redis backend, one call per request, until the next sync reserves for it. A key whose
+// reservation is spent is decided in Redis too while the last sync said the window had room
+// left, and rejected locally when it had none. When Redis cannot be reached, reservations lapse
+// and the failure mode applies (by default "local": the local algorithm on this proxy's shared
+// data).
+
+// lease is one key's hybrid state in the proxy's shared data (leaseSize bytes, little endian).
+type lease struct {
+	h1, h2 uint64 // the key's hashes: the Redis key, found again by the leader
+	// reserved units were granted at reservedAt (Redis time); spent of them are admitted.
+	reserved, spent, reservedAt int64
+	// denied units and attempts (all units asked) since the last sync.
+	denied, attempts int64
+	// validUntil ends the reservation's use; exhaustedUntil is when the last sync said one unit
+	// would fit again, when it said none did (local times, ms).
+	validUntil, exhaustedUntil int64
+	// What the last sync said about the window, for the rate-limit headers.
+	limit, windowMs, remaining, resetAt int64
+	sf                                  float64 // suppression factor for local decisions
+	tracked                             bool    // the key's slot is marked for the leader
+}
+
+const leaseSize = 15*8 + 1
+
+func (l *lease) decode(b []byte) {
+	u := func(i int) int64 { return int64(binary.LittleEndian.Uint64(b[i*8:])) }
+	l.h1, l.h2 = uint64(u(0)), uint64(u(1))
+	l.reserved, l.spent, l.reservedAt = u(2), u(3), u(4)
+	l.denied, l.attempts = u(5), u(6)
+	l.validUntil, l.exhaustedUntil = u(7), u(8)
+	l.limit, l.windowMs, l.remaining, l.resetAt = u(9), u(10), u(11), u(12)
+	l.sf = math.Float64frombits(uint64(u(13)))
+	l.tracked = b[15*8] == 1
+}
+
+func (l *lease) encode(b []byte) []byte {
+	b = b[:leaseSize]
+	for i, v := range []int64{int64(l.h1), int64(l.h2), l.reserved, l.spent, l.reservedAt, l.denied, l.attempts,
+		l.validUntil, l.exhaustedUntil, l.limit, l.windowMs, l.remaining, l.resetAt, int64(math.Float64bits(l.sf)), 0} {
+		binary.LittleEndian.PutUint64(b[i*8:], uint64(v))
+	}
+	b[15*8] = 0
+	if l.tracked {
+		b[15*8] = 1
+	}
+	return b
+}
+
+// needsSync tells whether the leader has something to send for the key.
+func (l *lease) needsSync() bool {
+	return l.reserved > 0 || l.spent > 0 || l.denied > 0 || l.attempts > 0
+}
+
+// keyHashes are the two hashes a key's Redis name is made of.
+func keyHashes(key []byte) (uint64, uint64) {
+	h2 := uint64(14695981039346656037) ^ 0xff
+	h2 *= 1099511628211
+	for _, c := range key {
+		h2 ^= uint64(c)
+		h2 *= 1099511628211
+	}
+	return store.Hash(key), h2
+}
+
+// decideLease decides a request on the key's lease, in place in buf. remote is set when the
+// request must be decided in Redis instead; the lease then only counts the attempt.
+func (l *lease) decideLease(p *algorithm.Policy, now, cost int64, draw float64, intervalMs int64) (res algorithm.Result, remote bool) {
+	l.attempts += cost
+	valid := now < l.validUntil
+	res = algorithm.Result{Limit: l.limit, WindowMs: l.windowMs, Decider: -1,
+		ResetAfterMs: max(l.resetAt-now, 0), Remaining: max(l.remaining+l.reserved-l.spent-cost, 0)}
+	suppressed := p.Strategy() == algorithm.Suppressed
+	switch {
+	case valid && l.spent+cost <= l.reserved:
+		if suppressed && l.sf > 0 && draw < l.sf {
+			l.denied += cost
+			res.Reason, res.Suppressed, res.SuppressionFactor = algorithm.ReasonSuppressed, true, l.sf
+			res.RetryAfterMs = intervalMs
+			return res, false
+		}
+		l.spent += cost
+		res.Allowed, res.SuppressionFactor = true, l.sf
+		return res, false
+	case l.limit > 0 && cost > l.limit:
+		return res, true // Redis tells why (the cost may exceed the quota)
+	case now < l.exhaustedUntil || (valid && l.remaining < cost):
+		// Nothing left here, and the last sync said nothing was left in Redis either.
+		if suppressed {
+			l.denied += cost
+		}
+		res.Reason = algorithm.ReasonQuotaExhausted
+		if suppressed {
+			res.Reason = algorithm.ReasonHardLimit
+		}
+		res.Remaining, res.RetryAfterMs = 0, max(l.exhaustedUntil-now, intervalMs)
+		return res, false
+	}
+	return res, true
+}
+
+// decideHybrid decides a request of a hybrid policy on its lease; remote is set when it must be
+// decided in Redis.
+func (l *limiter) decideHybrid(ps *policyState, key []byte, now, cost int64) (res algorithm.Result, remote bool, err error) {
+	h1, h2 := keyHashes(key)
+	draw := l.opts.Rand()
+	mark := false
+	_, err = ps.leases.UpdateHash(h1, now, ps.ttlMs, func(cur []byte) ([]byte, bool) {
+		var ls lease
+		if cur != nil {
+			ls.decode(cur)
+		} else {
+			ls.h1, ls.h2 = h1, h2
+		}
+		res, remote = ls.decideLease(ps.cfg.Compiled, now, cost, draw, l.sync.intervalMs)
+		mark = !ls.tracked
+		ls.tracked = true
+		return ls.encode(l.sync.buf), true
+	})
+	if err == nil && mark {
+		err = l.sync.mark(ps, ps.leases.SlotOf(h1))
+	}
+	return res, remote, err
+}
+
+// syncer runs the hybrid backend's syncs. Every worker has one; the leader's does the work.
+type syncer struct {
+	r          *remote
+	intervalMs int64
+	token      uint64 // this VM's name in the leader election
+	leaderKey  string
+	headers    [][2]string
+	buf        []byte // a lease being encoded
+	// The syncs in flight: the batches of one tick, answered or not; the next tick waits for them
+	// (a lease in flight must not be sent again).
+	pending   int
+	sentAt    int64
+	sent      []sentLease
+	lastLogMs int64
+	m         struct{ syncs, failures, leases host.Metric }
+}
+
+// sentLease is one key's lease in the sync in flight.
+type sentLease struct {
+	ps       *policyState
+	h1, h2   uint64
+	lease    redislimit.Lease
+	attempts int64
+}
+
+// maxBatch bounds the leases of one /pipeline call (the helper takes up to 1000 commands).
+const maxBatch = 500
+
+func newSyncer(cfg *config.Config, r *remote, token uint64) (*syncer, error) {
+	s := &syncer{r: r, intervalMs: int64(cfg.Redis.SyncIntervalMs), token: token,
+		leaderKey: cfg.SharedData.Prefix + ":hybrid:leader", buf: make([]byte, leaseSize)}
+	for _, h := range r.headers {
+		if h[0] == ":path" {
+			h[1] = "/pipeline"
+		}
+		s.headers = append(s.headers, h)
+	}
+	for _, m := range []struct {
+		dst  *host.Metric
+		name string
+	}{{&s.m.syncs, "syncs"}, {&s.m.failures, "sync_failures"}, {&s.m.leases, "leases"}} {
+		var err error
+		if *m.dst, err = host.DefineMetric(host.Counter, "floodgate.hybrid."+m.name); err != nil {
+			return nil, fmt.Errorf("define metric %s: %w", m.name, err)
+		}
+	}
+	if err := host.SetTickPeriod(cfg.Redis.SyncIntervalMs); err != nil {
+		return nil, fmt.Errorf("set the tick period: %w", err)
+	}
+	return s, nil
+}
+
+// validityMs is how long a reservation may be spent after its answer arrived: three intervals
+// (a missed tick or two do not interrupt local decisions), and at most half the shortest window,
+// so that Redis still counts the reservation whenever it is spent (config checks that the window
+// also outlasts the call timeout).
+func validityMs(p *algorithm.Policy, intervalMs int64) int64 {
+	shortest := int64(math.MaxInt64)
+	for _, l := range p.Limits() {
+		shortest = min(shortest, l.WindowMs)
+	}
+	return min(3*intervalMs, shortest/2)
+}
+
+// casUpdate reads key, lets fn change its value (nil when absent), and writes it back with
+// compare-and-swap, retrying a few times.
+func casUpdate(key string, fn func(cur []byte) (next []byte, write bool)) error {
+	for attempt := 0; attempt < 16; attempt++ {
+		cur, cas, err := host.SharedData(key)
+		if err != nil && !errors.Is(err, types.ErrorStatusNotFound) {
+			return err
+		}
+		next, write := fn(cur)
+		if !write {
+			return nil
+		}
+		if cas == 0 {
+			cas = 1<<32 - 1 // insert only if still absent (see store.Update)
+		}
+		if err = host.SetSharedData(key, next, cas); !errors.Is(err, types.ErrorStatusCasMismatch) {
+			return err
+		}
+	}
+	return store.ErrContention
+}
+
+// mark flags slot of ps for the leader's next sync.
+func (s *syncer) mark(ps *policyState, slot uint32) error {
+	return casUpdate(ps.dirtyKey, func(cur []byte) ([]byte, bool) {
+		bits := bitmapOf(cur, ps.leases.Slots())
+		if bits[slot/8]&(1<<(slot%8)) != 0 {
+			return nil, false
+		}
+		bits[slot/8] |= 1 << (slot % 8)
+		return bits, true
+	})
+}
+
+// bitmapOf returns cur as a bitmap of slots bits, or a new empty one.
+func bitmapOf(cur []byte, slots uint32) []byte {
+	if n := int(slots+7) / 8; len(cur) != n {
+		return make([]byte, n)
+	}
+	return cur
+}
+
+// lead tells whether this VM leads the syncs, taking the lead when the leader went quiet for
+// three intervals.
+func (s *syncer) lead(now int64) bool {
+	mine := false
+	_ = casUpdate(s.leaderKey, func(cur []byte) ([]byte, bool) {
+		if len(cur) == 16 {
+			token, until := binary.LittleEndian.Uint64(cur), int64(binary.LittleEndian.Uint64(cur[8:]))
+			if token != s.token && until > now {
+				mine = false
+				return nil, false
+			}
+		}
+		mine = true
+		next := binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(nil, s.token), uint64(now+3*s.intervalMs))
+		return next, true
+	})
+	return mine
+}
+
+// tick runs on every VM's timer: the leader sends the leases of every key that has something to
+// sync, in one /pipeline call (or several of maxBatch).
+func (l *limiter) tick() {
+	s := l.sync
+	if s == nil {
+		return
+	}
+	now := l.opts.NowMs()
+	if !s.lead(now) || l.remote.breakerOpen(now) {
+		return
+	}
+	if s.pending > 0 && now-s.sentAt < 10*int64(l.remote.cfg.TimeoutMs)+s.intervalMs {
+		return // the host always answers a call; this only guards against a lost callback
+	}
+	s.sent = s.sent[:0]
+	for _, ps := range l.policies {
+		if ps.cfg.Backend == config.BackendHybrid {
+			l.collect(ps, now)
+		}
+	}
+	s.pending, s.sentAt = 0, now
+	for start := 0; start < len(s.sent); start += maxBatch {
+		batch := append([]sentLease(nil), s.sent[start:min(start+maxBatch, len(s.sent))]...)
+		s.pending++
+		if err := s.send(batch, false, l.opts.NowMs); err != nil {
+			l.remote.record(false, now)
+			s.applyAll(batch, nil, err, now)
+		}
+	}
+}
+
+// collect takes the marked slots of ps and, for every key with something to sync, records its
+// lease to send and moves what was left of its reservation to the time in flight.
+func (l *limiter) collect(ps *policyState, now int64) {
+	s := l.sync
+	var marked []byte
+	_ = casUpdate(ps.dirtyKey, func(cur []byte) ([]byte, bool) {
+		marked = append(marked[:0], cur...)
+		if len(cur) == 0 {
+			return nil, false
+		}
+		return make([]byte, len(cur)), true
+	})
+	still := make([]uint32, 0, 8)
+	for i, b := range marked {
+		for bit := 0; b != 0 && bit < 8; bit++ {
+			if b&(1<<bit) == 0 {
+				continue
+			}
+			slot := uint32(i*8 + bit)
+			n := len(s.sent)
+			keep := false
+			err := ps.leases.UpdateSlot(slot, now, ps.ttlMs, func(live [][]byte) bool {
+				s.sent, keep = s.sent[:n], false
+				write := false
+				for _, p := range live {
+					var ls lease
+					ls.decode(p)
+					if !ls.needsSync() {
+						if ls.tracked {
+							ls.tracked, write = false, true
+							ls.encode(p)
+						}
+						continue
+					}
+					left := max(ls.reserved-ls.spent, 0)
+					s.sent = append(s.sent, sentLease{ps: ps, h1: ls.h1, h2: ls.h2, attempts: ls.attempts, lease: redislimit.Lease{
+						Release: ls.reserved, ReleaseAtMs: ls.reservedAt, Used: ls.spent, Denied: ls.denied,
+						Want: max(2*ls.attempts, left)}})
+					ls.reserved, ls.spent, ls.denied, ls.attempts = left, 0, 0, 0
+					ls.encode(p)
+					keep, write = true, true
+				}
+				return write
+			})
+			if err != nil {
+				s.sent, keep = s.sent[:n], true
+			}
+			if keep {
+				still = append(still, slot)
+			}
+		}
+	}
+	for _, slot := range still {
+		if err := s.mark(ps, slot); err != nil {
+			ps.logf(now, "floodgate: policy %s: marking a slot for the next sync: %v", ps.cfg.Name, err)
+		}
+	}
+}
+
+// send posts batch as one pipeline of lease scripts.
+func (s *syncer) send(batch []sentLease, retried bool, now func() int64) error {
+	verb, script := "EVALSHA", redislimit.ScriptSHA
+	if retried {
+		verb, script = "EVAL", redislimit.Script
+	}
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, sl := range batch {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(command(verb, script, s.r.redisKey(sl.ps.cfg.Name, sl.h1, sl.h2), redislimit.LeaseArgs(sl.ps.cfg.Compiled, sl.lease, -1)))
+	}
+	b.WriteByte(']')
+	_, err := host.HTTPCall(s.r.cfg.Cluster, s.headers, []byte(b.String()), s.r.cfg.TimeoutMs, func(numHeaders, bodySize, _ int) {
+		grants, noscript, err := readGrants(numHeaders, bodySize, len(batch))
+		if noscript && !retried {
+			if s.send(batch, true, now) == nil {
+				return
+			}
+		}
+		s.r.record(err == nil, now())
+		s.applyAll(batch, grants, err, now())
+	})
+	_ = s.m.syncs.Add(1)
+	_ = s.m.leases.Add(int64(len(batch)))
+	return err
+}
+
+// readGrants reads a pipeline's answers; a nil entry is a lease Redis refused.
+func readGrants(numHeaders, bodySize, n int) (grants []*redislimit.Grant, noscript bool, err error) {
+	if numHeaders == 0 {
+		return nil, false, errors.New("the call was reset")
+	}
+	headers, err := host.HTTPCallResponseHeaders()
+	if err != nil {
+		return nil, false, fmt.Errorf("reading the answer: %w", err)
+	}
+	for _, kv := range headers {
+		if kv[0] == ":status" && kv[1] != "200" {
+			return nil, false, fmt.Errorf("helper answered %s", kv[1])
+		}
+	}
+	body, _ := host.HTTPCallResponseBody(bodySize)
+	answers := gjson.ParseBytes(body)
+	if !answers.IsArray() || len(answers.Array()) != n {
+		return nil, false, fmt.Errorf("helper answered %.80q", body)
+	}
+	grants = make([]*redislimit.Grant, n)
+	ints := make([]int64, 0, 8)
+	for i, a := range answers.Array() {
+		if msg := a.Get("error"); msg.Exists() {
+			noscript = noscript || strings.HasPrefix(msg.String(), "NOSCRIPT")
+			err = fmt.Errorf("helper answered: %s", msg.String())
+			continue
+		}
+		ints = ints[:0]
+		for _, v := range a.Get("result").Array() {
+			ints = append(ints, v.Int())
+		}
+		if g, gerr := redislimit.GrantOf(ints); gerr == nil {
+			grants[i] = &g
+		} else {
+			err = gerr
+		}
+	}
+	return grants, noscript, err
+}
+
+// applyAll applies the answers to a batch: a granted key gets its new reservation; a failed one
+// loses its reservation (whether Redis applied the lease is unknown: what it used and denied is
+// sent again, which can only count twice, and nothing is released twice) and is decided in Redis
+// or by the failure mode until a sync succeeds.
+func (s *syncer) applyAll(batch []sentLease, grants []*redislimit.Grant, err error, now int64) {
+	s.pending--
+	if err != nil {
+		_ = s.m.failures.Add(1)
+		if now-s.lastLogMs >= 1000 {
+			s.lastLogMs = now
+			host.Log(host.LevelWarn, "floodgate: hybrid sync failed (reservations lapse; the failure mode applies until a sync succeeds): "+err.Error())
+		}
+	}
+	for i, sl := range batch {
+		var g *redislimit.Grant
+		if i < len(grants) {
+			g = grants[i]
+		}
+		ps := sl.ps
+		_, uerr := ps.leases.UpdateHash(sl.h1, now, ps.ttlMs, func(cur []byte) ([]byte, bool) {
+			if cur == nil {
+				return nil, false // evicted meanwhile: Redis lets the reservation age out
+			}
+			var ls lease
+			ls.decode(cur)
+			if g == nil {
+				ls.reserved, ls.validUntil = 0, 0
+				ls.spent += sl.lease.Used
+				ls.denied += sl.lease.Denied
+				ls.attempts += sl.attempts
+				return ls.encode(cur), true
+			}
+			ls.reserved, ls.reservedAt, ls.validUntil = g.Units, g.AtMs, now+ps.validityMs
+			ls.exhaustedUntil = 0
+			if g.Units == 0 && g.RetryAfterMs > 0 {
+				ls.exhaustedUntil = now + g.RetryAfterMs
+			}
+			ls.limit, ls.windowMs, ls.remaining, ls.resetAt = g.Limit, g.WindowMs, g.Remaining, now+g.ResetAfterMs
+			ls.sf = g.SuppressionFactor
+			return ls.encode(cur), true
+		})
+		if uerr != nil {
+			ps.logf(now, "floodgate: policy %s: applying a sync: %v", ps.cfg.Name, uerr)
+		}
+	}
+}
