@@ -49,10 +49,13 @@ type lease struct {
 	// What the last sync said about the window, for the rate-limit headers.
 	limit, windowMs, remaining, resetAt int64
 	sf                                  float64 // suppression factor for local decisions
-	tracked                             bool    // the key's slot is marked for the leader
+	// The lease in flight: sent at flight (local ms, 0 when none), carrying flightUsed and
+	// flightDenied, which are sent again if its answer never comes.
+	flight, flightUsed, flightDenied int64
+	tracked                          bool // the key's slot is marked for the leader
 }
 
-const leaseSize = 15*8 + 1
+const leaseSize = 17*8 + 1
 
 func (l *lease) decode(b []byte) {
 	u := func(i int) int64 { return int64(binary.LittleEndian.Uint64(b[i*8:])) }
@@ -62,25 +65,68 @@ func (l *lease) decode(b []byte) {
 	l.validUntil, l.exhaustedUntil = u(7), u(8)
 	l.limit, l.windowMs, l.remaining, l.resetAt = u(9), u(10), u(11), u(12)
 	l.sf = math.Float64frombits(uint64(u(13)))
-	l.tracked = b[15*8] == 1
+	l.flight, l.flightUsed, l.flightDenied = u(14), u(15), u(16)
+	l.tracked = b[17*8] == 1
 }
 
 func (l *lease) encode(b []byte) []byte {
 	b = b[:leaseSize]
 	for i, v := range []int64{int64(l.h1), int64(l.h2), l.reserved, l.spent, l.reservedAt, l.denied, l.attempts,
-		l.validUntil, l.exhaustedUntil, l.limit, l.windowMs, l.remaining, l.resetAt, int64(math.Float64bits(l.sf)), 0} {
+		l.validUntil, l.exhaustedUntil, l.limit, l.windowMs, l.remaining, l.resetAt, int64(math.Float64bits(l.sf)),
+		l.flight, l.flightUsed, l.flightDenied} {
 		binary.LittleEndian.PutUint64(b[i*8:], uint64(v))
 	}
-	b[15*8] = 0
+	b[17*8] = 0
 	if l.tracked {
-		b[15*8] = 1
+		b[17*8] = 1
 	}
 	return b
 }
 
 // needsSync tells whether the leader has something to send for the key.
 func (l *lease) needsSync() bool {
-	return l.reserved > 0 || l.spent > 0 || l.denied > 0 || l.attempts > 0
+	return l.reserved > 0 || l.spent > 0 || l.denied > 0 || l.attempts > 0 || l.flight != 0
+}
+
+// send moves the lease in flight and returns what to send: the reservation to give back, what
+// was admitted and denied against it, and the next reservation's size: twice the demand since
+// the last sync, and at least what is left, which workers may spend while the answer travels
+// (Redis can always grant that much back, since the release frees it). A key idle since the last
+// sync gives everything back and spends nothing meanwhile, so its syncs stop.
+func (l *lease) send(now int64) redislimit.Lease {
+	left := max(l.reserved-l.spent, 0)
+	if l.attempts == 0 {
+		left = 0
+	}
+	sent := redislimit.Lease{Release: l.reserved, ReleaseAtMs: l.reservedAt, Used: l.spent, Denied: l.denied,
+		Want: max(2*l.attempts, left)}
+	l.flight, l.flightUsed, l.flightDenied = now, l.spent, l.denied
+	l.reserved, l.spent, l.denied, l.attempts = left, 0, 0, 0
+	return sent
+}
+
+// lost ends a lease in flight whose answer will not be applied. Whether Redis applied it is
+// unknown, so its reservation is never released (Redis lets it age out) and what it carried is
+// sent again (counting it twice at worst): both err on the side of admitting less. The key is
+// decided in Redis, or by the failure mode, until a sync succeeds.
+func (l *lease) lost() {
+	l.reserved, l.validUntil = 0, 0
+	l.spent += l.flightUsed
+	l.denied += l.flightDenied
+	l.flight, l.flightUsed, l.flightDenied = 0, 0, 0
+}
+
+// granted applies Redis's answer to the lease in flight, received at now; what workers admitted
+// meanwhile is charged to the new reservation.
+func (l *lease) granted(g *redislimit.Grant, now, validityMs int64) {
+	l.flight, l.flightUsed, l.flightDenied = 0, 0, 0
+	l.reserved, l.reservedAt, l.validUntil = g.Units, g.AtMs, now+validityMs
+	l.exhaustedUntil = 0
+	if g.Units == 0 && g.RetryAfterMs > 0 {
+		l.exhaustedUntil = now + g.RetryAfterMs
+	}
+	l.limit, l.windowMs, l.remaining, l.resetAt = g.Limit, g.WindowMs, g.Remaining, now+g.ResetAfterMs
+	l.sf = g.SuppressionFactor
 }
 
 // keyHashes are the two hashes a key's Redis name is made of.
@@ -162,21 +208,17 @@ type syncer struct {
 	leaderKey  string
 	headers    [][2]string
 	buf        []byte // a lease being encoded
-	// The syncs in flight: the batches of one tick, answered or not; the next tick waits for them
-	// (a lease in flight must not be sent again).
-	pending   int
-	sentAt    int64
-	sent      []sentLease
+	sent      []sentLease // the leases of the tick being collected
 	lastLogMs int64
 	m         struct{ syncs, failures, leases host.Metric }
 }
 
-// sentLease is one key's lease in the sync in flight.
+// sentLease is one key's lease in a sync.
 type sentLease struct {
-	ps       *policyState
-	h1, h2   uint64
-	lease    redislimit.Lease
-	attempts int64
+	ps     *policyState
+	h1, h2 uint64
+	at     int64 // the lease's flight
+	lease  redislimit.Lease
 }
 
 // maxBatch bounds the leases of one /pipeline call (the helper takes up to 1000 commands).
@@ -290,19 +332,14 @@ func (l *limiter) tick() {
 	if !s.lead(now) || l.remote.breakerOpen(now) {
 		return
 	}
-	if s.pending > 0 && now-s.sentAt < 10*int64(l.remote.cfg.TimeoutMs)+s.intervalMs {
-		return // the host always answers a call; this only guards against a lost callback
-	}
 	s.sent = s.sent[:0]
 	for _, ps := range l.policies {
 		if ps.cfg.Backend == config.BackendHybrid {
 			l.collect(ps, now)
 		}
 	}
-	s.pending, s.sentAt = 0, now
 	for start := 0; start < len(s.sent); start += maxBatch {
 		batch := append([]sentLease(nil), s.sent[start:min(start+maxBatch, len(s.sent))]...)
-		s.pending++
 		if err := s.send(batch, false, l.opts.NowMs); err != nil {
 			l.remote.record(false, now)
 			s.applyAll(batch, nil, err, now)
@@ -310,10 +347,13 @@ func (l *limiter) tick() {
 	}
 }
 
-// collect takes the marked slots of ps and, for every key with something to sync, records its
-// lease to send and moves what was left of its reservation to the time in flight.
+// collect takes the marked slots of ps and, for every key with something to sync and no lease in
+// flight, moves its lease in flight (a lease whose answer is overdue is declared lost first).
 func (l *limiter) collect(ps *policyState, now int64) {
 	s := l.sync
+	// The host answers every call by its timeout; an answer later than twice that is lost (an
+	// earlier leader's, or one from before a configuration reload).
+	overdue := 2*int64(l.remote.cfg.TimeoutMs) + s.intervalMs
 	var marked []byte
 	_ = casUpdate(ps.dirtyKey, func(cur []byte) ([]byte, bool) {
 		marked = append(marked[:0], cur...)
@@ -344,13 +384,16 @@ func (l *limiter) collect(ps *policyState, now int64) {
 						}
 						continue
 					}
-					left := max(ls.reserved-ls.spent, 0)
-					s.sent = append(s.sent, sentLease{ps: ps, h1: ls.h1, h2: ls.h2, attempts: ls.attempts, lease: redislimit.Lease{
-						Release: ls.reserved, ReleaseAtMs: ls.reservedAt, Used: ls.spent, Denied: ls.denied,
-						Want: max(2*ls.attempts, left)}})
-					ls.reserved, ls.spent, ls.denied, ls.attempts = left, 0, 0, 0
+					keep = true
+					if ls.flight != 0 {
+						if now-ls.flight <= overdue {
+							continue
+						}
+						ls.lost()
+					}
+					write = true
+					s.sent = append(s.sent, sentLease{ps: ps, h1: ls.h1, h2: ls.h2, at: now, lease: ls.send(now)})
 					ls.encode(p)
-					keep, write = true, true
 				}
 				return write
 			})
@@ -440,11 +483,9 @@ func readGrants(numHeaders, bodySize, n int) (grants []*redislimit.Grant, noscri
 }
 
 // applyAll applies the answers to a batch: a granted key gets its new reservation; a failed one
-// loses its reservation (whether Redis applied the lease is unknown: what it used and denied is
-// sent again, which can only count twice, and nothing is released twice) and is decided in Redis
-// or by the failure mode until a sync succeeds.
+// is lost (see lease.lost). An answer to a lease no longer in flight (declared lost meanwhile) is
+// ignored.
 func (s *syncer) applyAll(batch []sentLease, grants []*redislimit.Grant, err error, now int64) {
-	s.pending--
 	if err != nil {
 		_ = s.m.failures.Add(1)
 		if now-s.lastLogMs >= 1000 {
@@ -459,25 +500,18 @@ func (s *syncer) applyAll(batch []sentLease, grants []*redislimit.Grant, err err
 		}
 		ps := sl.ps
 		_, uerr := ps.leases.UpdateHash(sl.h1, now, ps.ttlMs, func(cur []byte) ([]byte, bool) {
+			var ls lease
 			if cur == nil {
 				return nil, false // evicted meanwhile: Redis lets the reservation age out
 			}
-			var ls lease
-			ls.decode(cur)
+			if ls.decode(cur); ls.flight != sl.at {
+				return nil, false
+			}
 			if g == nil {
-				ls.reserved, ls.validUntil = 0, 0
-				ls.spent += sl.lease.Used
-				ls.denied += sl.lease.Denied
-				ls.attempts += sl.attempts
-				return ls.encode(cur), true
+				ls.lost()
+			} else {
+				ls.granted(g, now, ps.validityMs)
 			}
-			ls.reserved, ls.reservedAt, ls.validUntil = g.Units, g.AtMs, now+ps.validityMs
-			ls.exhaustedUntil = 0
-			if g.Units == 0 && g.RetryAfterMs > 0 {
-				ls.exhaustedUntil = now + g.RetryAfterMs
-			}
-			ls.limit, ls.windowMs, ls.remaining, ls.resetAt = g.Limit, g.WindowMs, g.Remaining, now+g.ResetAfterMs
-			ls.sf = g.SuppressionFactor
 			return ls.encode(cur), true
 		})
 		if uerr != nil {

@@ -213,10 +213,12 @@ if ARGV[lo + 1] == 'lease' then
     end
     if used > 0 then add(r, l, used, false) end
     if denied > 0 then add(r, l, denied, true) end
+    -- Suppressed: below the soft quota, reserve up to it (those requests pass unsuppressed);
+    -- above, up to the hard quota, spent locally under the suppression factor.
     local cap = l.quota
-    if strategy == 2 then
+    if strategy == 2 and r.sa + 1 > l.quota then
       cap = l.hard
-      if r.sa + 1 > l.quota and r.sa + 1 <= cap then sf = math.max(sf, suppression_factor(r, l)) end
+      if r.sa + 1 <= cap then sf = math.max(sf, suppression_factor(r, l)) end
     end
     grant = math.min(grant, math.max(cap - r.sa, 0))
     if r.sa + 1 > cap then

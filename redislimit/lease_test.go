@@ -3,6 +3,7 @@ package redislimit
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -63,9 +64,15 @@ func TestLease(t *testing.T) {
 			{at: 1100, decide: 1, allow: false}, // the 100 admitted before 900 still count until 1900
 			{at: 1900, decide: 1, allow: true},
 		}},
-		{"suppressed reserves up to the hard quota", sup, []step{
-			{at: 0, lease: &Lease{Want: 250}, want: Grant{Units: 200, Remaining: 0}},
-			{at: 10, lease: &Lease{Want: 1}, want: Grant{Units: 0, RetryAfterMs: 990}},
+		{"suppressed reserves up to the soft quota, then up to the hard one", sup, []step{
+			{at: 0, lease: &Lease{Want: 250}, want: Grant{Units: 100, Remaining: 0}},
+			{at: 10, lease: &Lease{Want: 250}, want: Grant{Units: 100, Remaining: 0}},
+			{at: 20, lease: &Lease{Want: 1}, want: Grant{Units: 0, RetryAfterMs: 990}},
+		}},
+		{"suppressed: above the soft quota, denials raise the factor", sup, []step{
+			{at: 0, lease: &Lease{Want: 100}, want: Grant{Units: 100}},
+			{at: 100, lease: &Lease{Release: 100, ReleaseAtMs: t0, Used: 100, Denied: 900, Want: 50},
+				want: Grant{Units: 50, SuppressionFactor: 0.9}},
 		}},
 		{"want 0 with nothing to give back changes nothing", abs, []step{
 			{at: 0, lease: &Lease{}, want: Grant{Remaining: 100}},
@@ -86,7 +93,7 @@ func TestLease(t *testing.T) {
 				got := leaseLua(t, key, c.p, t0+s.at, *s.lease)
 				if got.Units != s.want.Units || got.Remaining != s.want.Remaining ||
 					(s.want.RetryAfterMs > 0 && got.RetryAfterMs != s.want.RetryAfterMs) ||
-					(s.want.AtMs > 0 && got.AtMs != s.want.AtMs) {
+					(s.want.AtMs > 0 && got.AtMs != s.want.AtMs) || math.Abs(got.SuppressionFactor-s.want.SuppressionFactor) > 1e-6 {
 					t.Fatalf("step %d: grant %+v, want %+v", i, got, s.want)
 				}
 			}

@@ -19,7 +19,7 @@ var Script string
 
 // ScriptSHA is the SHA-1 of Script, the name EVALSHA takes (a test keeps it current; the plugin
 // avoids linking crypto, which pulls WASI functions Envoy lacks).
-const ScriptSHA = "95beeb0b8a491d0b2bfc500380b83c983582d9a1"
+const ScriptSHA = "6fcf27befd1cc70cfff5be308ac8a910214e599e"
 
 // Args returns the script's ARGV for a decision of cost units with draw; nowMs < 0 lets the
 // script use Redis TIME (production), a value pins the clock (tests).

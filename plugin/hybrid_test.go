@@ -1,0 +1,125 @@
+package plugin
+
+import (
+	"testing"
+
+	"github.com/floodgate-proxy/floodgate/algorithm"
+	"github.com/floodgate-proxy/floodgate/redislimit"
+	"github.com/floodgate-proxy/floodgate/store"
+)
+
+func TestLeaseCodec(t *testing.T) {
+	in := lease{h1: 1, h2: 2, reserved: 3, spent: 4, reservedAt: 5, denied: 6, attempts: 7, validUntil: 8,
+		exhaustedUntil: 9, limit: 10, windowMs: 11, remaining: 12, resetAt: 13, sf: 0.25, flight: 14,
+		flightUsed: 15, flightDenied: 16, tracked: true}
+	var out lease
+	out.decode(in.encode(make([]byte, leaseSize)))
+	if out != in {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", out, in)
+	}
+}
+
+func TestDecideLease(t *testing.T) {
+	abs, _ := algorithm.NewPolicy(algorithm.Absolute, 1, mustLimit(t, 100, 1))
+	sup, _ := algorithm.NewPolicy(algorithm.Suppressed, 2, mustLimit(t, 100, 1))
+	const now = 10_000
+	granted := lease{reserved: 10, spent: 4, validUntil: now + 1, limit: 100, windowMs: 1000, remaining: 30, resetAt: now + 500}
+	cases := []struct {
+		name        string
+		p           *algorithm.Policy
+		l           lease
+		cost        int64
+		draw        float64
+		allowed     bool
+		remote      bool
+		reason      algorithm.Reason
+		spent, deny int64
+	}{
+		{name: "new key: decided in Redis", p: abs, l: lease{}, cost: 1, remote: true},
+		{name: "within the reservation", p: abs, l: granted, cost: 6, allowed: true, spent: 10},
+		{name: "reservation spent, room in Redis: decided there", p: abs, l: granted, cost: 7, remote: true, spent: 4},
+		{name: "reservation spent, none in Redis either", p: abs, l: func() lease { l := granted; l.remaining = 0; return l }(),
+			cost: 7, reason: algorithm.ReasonQuotaExhausted, spent: 4},
+		{name: "known exhausted, even without a reservation", p: abs, l: lease{exhaustedUntil: now + 100}, cost: 1,
+			reason: algorithm.ReasonQuotaExhausted},
+		{name: "lapsed reservation: decided in Redis", p: abs, l: func() lease { l := granted; l.validUntil = now; return l }(),
+			cost: 1, remote: true, spent: 4},
+		{name: "cost above the limit: Redis says why", p: abs, l: granted, cost: 101, remote: true, spent: 4},
+		{name: "suppressed: shed by the last sync's factor", p: sup, l: func() lease { l := granted; l.sf = 0.5; return l }(),
+			cost: 1, draw: 0.4, reason: algorithm.ReasonSuppressed, spent: 4, deny: 1},
+		{name: "suppressed: passes the draw", p: sup, l: func() lease { l := granted; l.sf = 0.5; return l }(),
+			cost: 1, draw: 0.6, allowed: true, spent: 5},
+		{name: "suppressed: hard limit", p: sup, l: func() lease { l := granted; l.remaining = 0; return l }(),
+			cost: 7, reason: algorithm.ReasonHardLimit, spent: 4, deny: 7},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l := c.l
+			res, remote := l.decideLease(c.p, now, c.cost, c.draw, 100)
+			if remote != c.remote || (!remote && (res.Allowed != c.allowed || res.Reason != c.reason)) {
+				t.Fatalf("result %+v remote %v", res, remote)
+			}
+			if l.spent != c.spent || l.denied != c.deny || l.attempts != c.cost {
+				t.Fatalf("lease after: spent %d denied %d attempts %d", l.spent, l.denied, l.attempts)
+			}
+			if !remote && !res.Allowed && res.RetryAfterMs < 100 {
+				t.Fatalf("retry after %d ms, want at least the sync interval", res.RetryAfterMs)
+			}
+		})
+	}
+}
+
+// TestLeaseSyncCycle walks a lease through a sync that succeeds and one whose answer is lost.
+func TestLeaseSyncCycle(t *testing.T) {
+	l := lease{reserved: 10, spent: 4, denied: 1, attempts: 6, reservedAt: 500, validUntil: 2000}
+	sent := l.send(1000)
+	want := redislimit.Lease{Release: 10, ReleaseAtMs: 500, Used: 4, Denied: 1, Want: 12}
+	if sent != want {
+		t.Fatalf("sent %+v, want %+v", sent, want)
+	}
+	if l.reserved != 6 || l.spent != 0 || l.flight != 1000 || !l.needsSync() {
+		t.Fatalf("in flight: %+v", l)
+	}
+	l.spent = 2 // admitted while the answer travels
+	l.granted(&redislimit.Grant{Units: 12, AtMs: 1020, Limit: 100, Remaining: 40, ResetAfterMs: 300}, 1030, 300)
+	if l.reserved != 12 || l.spent != 2 || l.reservedAt != 1020 || l.validUntil != 1330 || l.flight != 0 || l.resetAt != 1330 {
+		t.Fatalf("granted: %+v", l)
+	}
+
+	l.attempts = 1
+	l.send(1100)
+	l.spent = 3
+	l.lost()
+	if l.reserved != 0 || l.validUntil != 0 || l.spent != 2+3 || l.flight != 0 {
+		t.Fatalf("lost: what it carried must be sent again, nothing released: %+v", l)
+	}
+	if next := l.send(1200); next.Release != 0 || next.Used != 5 {
+		t.Fatalf("after a lost lease: %+v", next)
+	}
+
+	idle := lease{reserved: 8, spent: 2, reservedAt: 500}
+	if sent := idle.send(1000); sent.Want != 0 || idle.reserved != 0 {
+		t.Fatalf("an idle key gives everything back: sent %+v, left %+v", sent, idle)
+	}
+	idle.granted(&redislimit.Grant{}, 1010, 300)
+	if idle.needsSync() {
+		t.Fatalf("an idle key stops syncing: %+v", idle)
+	}
+}
+
+func mustLimit(t *testing.T, rate float64, windowS int64) algorithm.Limit {
+	t.Helper()
+	l, err := algorithm.NewLimit(rate, windowS, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func TestKeyHashesNameRedisKeysAsBefore(t *testing.T) {
+	key := []byte("198.51.100.7")
+	h1, h2 := keyHashes(key)
+	if h1 != store.Hash(key) || h2 != store.Hash(append([]byte{0xff}, key...)) {
+		t.Fatal("keyHashes must keep the Redis names of existing keys")
+	}
+}
