@@ -207,10 +207,10 @@ type syncer struct {
 	token      uint64 // this VM's name in the leader election
 	leaderKey  string
 	headers    [][2]string
-	buf        []byte // a lease being encoded
-	sent      []sentLease // the leases of the tick being collected
-	lastLogMs int64
-	m         struct{ syncs, failures, leases host.Metric }
+	buf        []byte      // a lease being encoded
+	sent       []sentLease // the leases of the tick being collected
+	lastLogMs  int64
+	m          struct{ syncs, failures, leases host.Metric }
 }
 
 // sentLease is one key's lease in a sync.
