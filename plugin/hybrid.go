@@ -12,7 +12,6 @@ import (
 	"github.com/floodgate-proxy/floodgate/internal/host"
 	"github.com/floodgate-proxy/floodgate/redislimit"
 	"github.com/floodgate-proxy/floodgate/store"
-	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
 	"github.com/tidwall/gjson"
 )
 
@@ -258,28 +257,6 @@ func validityMs(p *algorithm.Policy, intervalMs int64) int64 {
 		shortest = min(shortest, l.WindowMs)
 	}
 	return min(3*intervalMs, shortest/2)
-}
-
-// casUpdate reads key, lets fn change its value (nil when absent), and writes it back with
-// compare-and-swap, retrying a few times.
-func casUpdate(key string, fn func(cur []byte) (next []byte, write bool)) error {
-	for attempt := 0; attempt < 16; attempt++ {
-		cur, cas, err := host.SharedData(key)
-		if err != nil && !errors.Is(err, types.ErrorStatusNotFound) {
-			return err
-		}
-		next, write := fn(cur)
-		if !write {
-			return nil
-		}
-		if cas == 0 {
-			cas = 1<<32 - 1 // insert only if still absent (see store.Update)
-		}
-		if err = host.SetSharedData(key, next, cas); !errors.Is(err, types.ErrorStatusCasMismatch) {
-			return err
-		}
-	}
-	return store.ErrContention
 }
 
 // mark flags slot of ps for the leader's next sync.

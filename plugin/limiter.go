@@ -42,14 +42,6 @@ type policyMetrics struct {
 	allowed, rejected, suppressed, shadowRejected, errors, evictions, fallbacks host.Metric
 }
 
-// sharedData is the proxy's shared data, as the store wants it.
-type sharedData struct{}
-
-func (sharedData) Get(key string) ([]byte, uint32, error) { return host.SharedData(key) }
-func (sharedData) Set(key string, value []byte, cas uint32) error {
-	return host.SetSharedData(key, value, cas)
-}
-
 func newLimiter(cfg *config.Config, opts Options) (*limiter, error) {
 	l := &limiter{opts: opts}
 	for _, p := range cfg.Policies {

@@ -11,7 +11,6 @@ import (
 	"github.com/floodgate-proxy/floodgate/config"
 	"github.com/floodgate-proxy/floodgate/internal/host"
 	"github.com/floodgate-proxy/floodgate/redislimit"
-	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
 	"github.com/tidwall/gjson"
 )
 
@@ -139,12 +138,9 @@ func (r *remote) breakerOpen(now int64) bool {
 // record counts a success (clearing the failures, written only when there were some) or a
 // failure (opening the breaker at the threshold), with compare-and-swap.
 func (r *remote) record(ok bool, now int64) {
-	for attempt := 0; attempt < 8; attempt++ {
-		opening := false
-		v, cas, err := host.SharedData(r.breakerKey)
-		if err != nil && !errors.Is(err, types.ErrorStatusNotFound) {
-			return
-		}
+	opening := false
+	err := casUpdate(r.breakerKey, func(v []byte) ([]byte, bool) {
+		opening = false
 		var failures uint32
 		var until int64
 		if len(v) == breakerSize {
@@ -152,29 +148,22 @@ func (r *remote) record(ok bool, now int64) {
 		}
 		switch {
 		case ok && failures == 0:
-			return
+			return nil, false
 		case ok:
 			failures = 0
 		case until > now:
-			return // already open
+			return nil, false // already open
 		default:
 			failures++
 			if failures >= r.cfg.BreakerFailures {
 				failures, until, opening = 0, now+r.cfg.BreakerCooldownMs, true
 			}
 		}
-		next := binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint32(nil, failures), uint64(until))
-		if cas == 0 {
-			cas = 1<<32 - 1 // insert only if still absent (see store.Update)
-		}
-		err = host.SetSharedData(r.breakerKey, next, cas)
-		if err == nil && opening {
-			_ = r.opened.Add(1)
-			host.Log(host.LevelWarn, fmt.Sprintf("floodgate: redis helper %s failed %d times in a row: not calling it for %d ms",
-				r.cfg.Cluster, r.cfg.BreakerFailures, r.cfg.BreakerCooldownMs))
-		}
-		if !errors.Is(err, types.ErrorStatusCasMismatch) {
-			return
-		}
+		return binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint32(nil, failures), uint64(until)), true
+	})
+	if err == nil && opening {
+		_ = r.opened.Add(1)
+		host.Log(host.LevelWarn, fmt.Sprintf("floodgate: redis helper %s failed %d times in a row: not calling it for %d ms",
+			r.cfg.Cluster, r.cfg.BreakerFailures, r.cfg.BreakerCooldownMs))
 	}
 }
