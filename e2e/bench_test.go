@@ -17,12 +17,14 @@ func BenchmarkRequest(b *testing.B) {
 	cases := []struct {
 		name   string
 		noop   bool
+		hybrid bool
 		config string
 	}{
 		{name: "noop", noop: true, config: "{}"},
 		{name: "absolute-1-limit", config: configOf(policy("p", `,"key":[{"type":"client_ip"}],"limits":[{"rate":1000000}]`))},
 		{name: "absolute-3-limits", config: configOf(policy("p", `,"key":[{"type":"client_ip"}],"limits":[{"rate":1000000},{"requests":"100000000/m"},{"requests":"1000000000/h"}]`))},
 		{name: "suppressed-1-limit", config: configOf(policy("p", `,"key":[{"type":"client_ip"}],"limits":[{"rate":1000000}],"strategy":"suppressed","hard_limit_factor":2`))},
+		{name: "hybrid-1-limit", hybrid: true, config: hybridConfig(`[{"rate":1000000}]`, "")},
 		{name: "absolute-rejecting", config: configOf(policy("p", `,"key":[{"type":"constant","value":"all"}],"limits":[{"requests":"1/h"}]`))},
 	}
 	for _, c := range cases {
@@ -31,7 +33,12 @@ func BenchmarkRequest(b *testing.B) {
 			if c.noop {
 				wasm = noopWasm
 			}
-			h, err := envoyhost.New(context.Background(), envoyhost.Config{Wasm: wasm(b), VMs: 1, PluginConfig: []byte(c.config)})
+			cfg := envoyhost.Config{Wasm: wasm(b), VMs: 1, PluginConfig: []byte(c.config)}
+			if c.hybrid {
+				addr, _ := helperFor(b)
+				cfg.Clusters = map[string]string{"floodgate-redis-helper": addr}
+			}
+			h, err := envoyhost.New(context.Background(), cfg)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -41,12 +48,25 @@ func BenchmarkRequest(b *testing.B) {
 				sources[i] = fmt.Sprintf("10.0.%d.%d:1234", i/256, i%256)
 			}
 			headers := [][2]string{{":method", "GET"}, {":path", "/api/items"}, {":authority", "api.example.com"}, {"x-api-key", "k"}}
+			if c.hybrid {
+				// Every key's first requests are decided in Redis until a sync reserves for it.
+				for round := 0; round < 3; round++ {
+					for _, src := range sources {
+						sendHeaders(b, h, src, headers)
+					}
+					time.Sleep(250 * time.Millisecond)
+				}
+			}
+			calls := len(h.HTTPCalls())
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				sendHeaders(b, h, sources[i%len(sources)], headers)
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(h.MemoryBytes(0))/1024, "KiB-wasm-memory")
+			if c.hybrid {
+				b.ReportMetric(float64(len(h.HTTPCalls())-calls)/float64(b.N), "calls/request")
+			}
 			if f := h.Failures(); len(f) > 0 {
 				b.Fatal(f)
 			}
@@ -77,4 +97,36 @@ func BenchmarkRedisDecision(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 	b.ReportMetric(float64(len(h.HTTPCalls()))/float64(b.N), "calls/decision")
+}
+
+// BenchmarkHybridRedisCalls paces requests for one key of a hybrid policy at several rates, for
+// 2 s each (one iteration), through one gateway of two workers, and reports the calls the
+// gateway makes to the Redis helper per second: they are set by the sync tick, not by the rate.
+func BenchmarkHybridRedisCalls(b *testing.B) {
+	for _, rate := range []int{100, 1000, 4000} {
+		b.Run(fmt.Sprintf("rate=%d", rate), func(b *testing.B) {
+			addr, _ := helperFor(b)
+			h, err := envoyhost.New(context.Background(), envoyhost.Config{Wasm: pluginWasm(b), VMs: 2,
+				PluginConfig: []byte(hybridConfig(`[{"rate":1000000}]`, "")), Clusters: map[string]string{"floodgate-redis-helper": addr}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer h.Close(context.Background())
+			headers := [][2]string{{":method", "GET"}, {":path", "/"}, {":authority", "x"}}
+			for i := 0; i < b.N; i++ {
+				start, sent := time.Now(), 0
+				calls := len(h.HTTPCalls())
+				for time.Since(start) < 2*time.Second {
+					if due := start.Add(time.Duration(sent) * time.Second / time.Duration(rate)); time.Until(due) > 0 {
+						time.Sleep(time.Until(due))
+					}
+					sendHeaders(b, h, "192.0.2.1:1", headers)
+					sent++
+				}
+				secs := time.Since(start).Seconds()
+				b.ReportMetric(float64(sent)/secs, "requests/s")
+				b.ReportMetric(float64(len(h.HTTPCalls())-calls)/secs, "calls/s")
+			}
+		})
+	}
 }

@@ -29,9 +29,10 @@ import (
 // covers what workers admit while the answer is in flight). See redislimit.Lease.
 //
 // A key without a valid reservation (new on this proxy, or a missed sync) is decided in Redis
-// like the redis backend, one call per request, until the next sync reserves for it. A key whose
-// reservation is spent is decided in Redis too while the last sync said the window had room
-// left, and rejected locally when it had none. When Redis cannot be reached, reservations lapse
+// like the redis backend, and so is a key whose reservation is spent while the last sync said the
+// window had room left (when it had none, the key is rejected locally). The first such request
+// also sends the key's lease at once, from the worker that saw it, so that decisions turn local
+// after one round trip rather than at the next tick. When Redis cannot be reached, reservations lapse
 // and the failure mode applies (by default "local": the local algorithm on this proxy's shared
 // data).
 
@@ -177,10 +178,11 @@ func (l *lease) decideLease(p *algorithm.Policy, now, cost int64, draw float64, 
 
 // decideHybrid decides a request of a hybrid policy on its lease; remote is set when it must be
 // decided in Redis.
-func (l *limiter) decideHybrid(ps *policyState, key []byte, now, cost int64) (res algorithm.Result, remote bool, err error) {
+func (l *limiter) decideHybrid(ps *policyState, key []byte, now, cost int64, stream uint32) (res algorithm.Result, remote bool, err error) {
 	h1, h2 := keyHashes(key)
 	draw := l.opts.Rand()
-	mark := false
+	mark, sendNow := false, false
+	var sent redislimit.Lease
 	_, err = ps.leases.UpdateHash(h1, now, ps.ttlMs, func(cur []byte) ([]byte, bool) {
 		var ls lease
 		if cur != nil {
@@ -189,14 +191,38 @@ func (l *limiter) decideHybrid(ps *policyState, key []byte, now, cost int64) (re
 			ls.h1, ls.h2 = h1, h2
 		}
 		res, remote = ls.decideLease(ps.cfg.Compiled, now, cost, draw, l.sync.intervalMs)
+		if sendNow = remote && ls.flight == 0; sendNow {
+			sent = ls.send(now)
+			sent.Want = max(sent.Want, ps.firstWant)
+		}
 		mark = !ls.tracked
 		ls.tracked = true
 		return ls.encode(l.sync.buf), true
 	})
-	if err == nil && mark {
+	if err != nil {
+		return res, remote, err
+	}
+	if mark {
 		err = l.sync.mark(ps, ps.leases.SlotOf(h1))
 	}
+	if sendNow {
+		l.sync.sendNow(sentLease{ps: ps, h1: h1, h2: h2, at: now, lease: sent}, l.opts.NowMs, stream)
+	}
 	return res, remote, err
+}
+
+// sendNow sends one lease outside the tick, from the root context (a call made by a request's
+// context would be cancelled with the request), then makes the request's context current again.
+func (s *syncer) sendNow(sl sentLease, now func() int64, stream uint32) {
+	if s.rootID != 0 {
+		_ = host.SetEffectiveContext(s.rootID)
+		defer host.SetEffectiveContext(stream)
+	}
+	batch := []sentLease{sl}
+	if err := s.send(batch, false, now); err != nil {
+		s.r.record(false, now())
+		s.applyAll(batch, nil, err, now())
+	}
 }
 
 // syncer runs the hybrid backend's syncs. Every worker has one; the leader's does the work.
@@ -204,6 +230,7 @@ type syncer struct {
 	r          *remote
 	intervalMs int64
 	token      uint64 // this VM's name in the leader election
+	rootID     uint32 // the root context, which makes the calls
 	leaderKey  string
 	headers    [][2]string
 	buf        []byte      // a lease being encoded
@@ -245,6 +272,16 @@ func newSyncer(cfg *config.Config, r *remote, token uint64) (*syncer, error) {
 		return nil, fmt.Errorf("set the tick period: %w", err)
 	}
 	return s, nil
+}
+
+// firstWant is the size of a key's first reservation: twice what its tightest limit allows per
+// sync interval, at least one unit.
+func firstWant(p *algorithm.Policy, intervalMs int64) int64 {
+	rate := math.Inf(1)
+	for _, l := range p.Limits() {
+		rate = min(rate, l.Rate)
+	}
+	return max(1, int64(math.Ceil(2*rate*float64(intervalMs)/1000)))
 }
 
 // validityMs is how long a reservation may be spent after its answer arrived: three intervals

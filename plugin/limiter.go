@@ -31,6 +31,7 @@ type policyState struct {
 	leases     *store.Store
 	dirtyKey   string
 	validityMs int64
+	firstWant  int64 // the first reservation of a key: twice what the limit allows per interval
 	// Error logs are rate-limited to one a second per policy.
 	lastLogMs int64
 	quiet     int
@@ -84,6 +85,7 @@ func newLimiter(cfg *config.Config, opts Options) (*limiter, error) {
 				return nil, fmt.Errorf("policy %s: %w", p.Name, err)
 			}
 			ps.dirtyKey, ps.validityMs = prefix+":marked", validityMs(p.Compiled, l.sync.intervalMs)
+			ps.firstWant = firstWant(p.Compiled, l.sync.intervalMs)
 		}
 		l.policies = append(l.policies, ps)
 		l.scratch = make([]byte, max(len(l.scratch), p.Compiled.StateSize()))
@@ -153,7 +155,7 @@ func (l *limiter) run(ev *evaluation, resume func(verdict)) (verdict, bool) {
 		cost := ps.cfg.CostOf(ev.req)
 		remote := ps.cfg.Backend == config.BackendRedis
 		if ps.cfg.Backend == config.BackendHybrid {
-			res, viaRedis, err := l.decideHybrid(ps, key, ev.now, cost)
+			res, viaRedis, err := l.decideHybrid(ps, key, ev.now, cost, ev.stream)
 			if err != nil || !viaRedis {
 				if v, stop := l.apply(ev, ps, key, cost, res, err); stop {
 					return v, false

@@ -71,6 +71,9 @@ func (p *pluginContext) OnPluginStart(int) types.OnPluginStartStatus {
 	if err == nil {
 		p.limiter, err = newLimiter(cfg, p.opts)
 	}
+	if err == nil && p.limiter.sync != nil {
+		p.limiter.sync.rootID = p.id
+	}
 	if err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
 			host.Log(host.LevelCritical, "floodgate: invalid configuration: "+line)
