@@ -83,23 +83,31 @@ func (l *lease) encode(b []byte) []byte {
 	return b
 }
 
+// Keys asked for fewer than hotAttempts units in a sync interval are cold: reserving for them
+// would cost more Lua calls (a reservation, then its release) than deciding their few requests
+// in Redis. A key asked for sendAttempts units without a reservation sends its lease at once.
+const (
+	hotAttempts  = 2
+	sendAttempts = 4
+)
+
 // needsSync tells whether the leader has something to send for the key.
 func (l *lease) needsSync() bool {
-	return l.reserved > 0 || l.spent > 0 || l.denied > 0 || l.attempts > 0 || l.flight != 0
+	return l.reserved > 0 || l.spent > 0 || l.denied > 0 || l.attempts >= hotAttempts || l.flight != 0
 }
 
 // send moves the lease in flight and returns what to send: the reservation to give back, what
 // was admitted and denied against it, and the next reservation's size: twice the demand since
 // the last sync, and at least what is left, which workers may spend while the answer travels
-// (Redis can always grant that much back, since the release frees it). A key idle since the last
-// sync gives everything back and spends nothing meanwhile, so its syncs stop.
+// (Redis can always grant that much back, since the release frees it). A key gone cold since the
+// last sync gives everything back and spends nothing meanwhile, so its syncs stop.
 func (l *lease) send(now int64) redislimit.Lease {
-	left := max(l.reserved-l.spent, 0)
-	if l.attempts == 0 {
-		left = 0
+	left, want := max(l.reserved-l.spent, 0), 2*l.attempts
+	if l.attempts < hotAttempts {
+		left, want = 0, 0
 	}
 	sent := redislimit.Lease{Release: l.reserved, ReleaseAtMs: l.reservedAt, Used: l.spent, Denied: l.denied,
-		Want: max(2*l.attempts, left)}
+		Want: max(want, left)}
 	l.flight, l.flightUsed, l.flightDenied = now, l.spent, l.denied
 	l.reserved, l.spent, l.denied, l.attempts = left, 0, 0, 0
 	return sent
@@ -191,7 +199,7 @@ func (l *limiter) decideHybrid(ps *policyState, key []byte, now, cost int64, str
 			ls.h1, ls.h2 = h1, h2
 		}
 		res, remote = ls.decideLease(ps.cfg.Compiled, now, cost, draw, l.sync.intervalMs)
-		if sendNow = remote && ls.flight == 0; sendNow {
+		if sendNow = remote && ls.flight == 0 && ls.attempts >= sendAttempts; sendNow {
 			sent = ls.send(now)
 			sent.Want = max(sent.Want, ps.firstWant)
 		}
@@ -392,8 +400,8 @@ func (l *limiter) collect(ps *policyState, now int64) {
 					var ls lease
 					ls.decode(p)
 					if !ls.needsSync() {
-						if ls.tracked {
-							ls.tracked, write = false, true
+						if ls.tracked || ls.attempts > 0 {
+							ls.tracked, ls.attempts, write = false, 0, true
 							ls.encode(p)
 						}
 						continue

@@ -86,7 +86,7 @@ func TestLeaseSyncCycle(t *testing.T) {
 		t.Fatalf("granted: %+v", l)
 	}
 
-	l.attempts = 1
+	l.attempts = hotAttempts
 	l.send(1100)
 	l.spent = 3
 	l.lost()
@@ -97,9 +97,9 @@ func TestLeaseSyncCycle(t *testing.T) {
 		t.Fatalf("after a lost lease: %+v", next)
 	}
 
-	idle := lease{reserved: 8, spent: 2, reservedAt: 500}
+	idle := lease{reserved: 8, spent: 2, reservedAt: 500, attempts: hotAttempts - 1}
 	if sent := idle.send(1000); sent.Want != 0 || idle.reserved != 0 {
-		t.Fatalf("an idle key gives everything back: sent %+v, left %+v", sent, idle)
+		t.Fatalf("a cold key gives everything back: sent %+v, left %+v", sent, idle)
 	}
 	idle.granted(&redislimit.Grant{}, 1010, 300)
 	if idle.needsSync() {
