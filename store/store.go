@@ -207,27 +207,43 @@ func (s *Store) SlotOf(h uint64) uint32 { return uint32(h % uint64(s.opts.Slots)
 // Slots returns the number of slots.
 func (s *Store) Slots() uint32 { return s.opts.Slots }
 
-// Live calls fn with the payload of every live entry of slot (not written for less than ttlMs),
-// in a buffer fn must not keep.
-func (s *Store) Live(slot uint32, nowMs, ttlMs int64, fn func(payload []byte)) error {
+// UpdateSlot runs fn on the payloads of every live entry of slot (not written for less than
+// ttlMs), which fn may change in place, and stores the slot when fn asks for it, with
+// compare-and-swap like Update; fn runs again on a conflict. The entries keep their write times,
+// so an update here does not keep an entry alive.
+func (s *Store) UpdateSlot(slot uint32, nowMs, ttlMs int64, fn func(live [][]byte) (write bool)) error {
 	skey := s.slotKey(slot)
-	val, _, err := s.sd.Get(skey)
-	if errors.Is(err, types.ErrorStatusNotFound) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("store: get %s: %w", skey, err)
-	}
-	if !s.valid(val) {
-		return nil
-	}
-	for w := 0; w < s.opts.Ways; w++ {
-		way := val[headerSize+w*s.way : headerSize+(w+1)*s.way]
-		if binary.LittleEndian.Uint64(way) != 0 && nowMs-int64(binary.LittleEndian.Uint64(way[8:])) < ttlMs {
-			fn(way[wayHeader:])
+	var live [][]byte
+	for attempt := 0; attempt <= s.opts.MaxRetries; attempt++ {
+		val, cas, err := s.sd.Get(skey)
+		if errors.Is(err, types.ErrorStatusNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("store: get %s: %w", skey, err)
+		}
+		if !s.valid(val) {
+			return nil
+		}
+		live = live[:0]
+		for w := 0; w < s.opts.Ways; w++ {
+			way := val[headerSize+w*s.way : headerSize+(w+1)*s.way]
+			if binary.LittleEndian.Uint64(way) != 0 && nowMs-int64(binary.LittleEndian.Uint64(way[8:])) < ttlMs {
+				live = append(live, way[wayHeader:])
+			}
+		}
+		if !fn(live) {
+			return nil
+		}
+		err = s.sd.Set(skey, val, cas)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, types.ErrorStatusCasMismatch) {
+			return fmt.Errorf("store: set %s: %w", skey, err)
 		}
 	}
-	return nil
+	return ErrContention
 }
 
 func (s *Store) slotKey(slot uint32) string {

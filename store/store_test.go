@@ -252,32 +252,38 @@ func BenchmarkUpdate(b *testing.B) {
 	}
 }
 
-// TestLiveAndUpdateHash finds entries by slot, as the hybrid sync does, and updates them by hash.
-func TestLiveAndUpdateHash(t *testing.T) {
+// TestUpdateSlotAndUpdateHash updates entries by slot, as the hybrid sync does, and by hash.
+func TestUpdateSlotAndUpdateHash(t *testing.T) {
 	s := newStore(t, NewMemory(), Options{Slots: 1, Ways: 4})
 	for i, key := range []string{"a", "b", "c"} {
 		incr(t, s, key, int64(i*500)) // c at 1000: a is stale by then (ttl 1000)
 	}
-	var live []uint64
-	if err := s.Live(s.SlotOf(Hash([]byte("b"))), 1000, 1000, func(p []byte) { live = append(live, binary.LittleEndian.Uint64(p)) }); err != nil {
+	seen := 0
+	if err := s.UpdateSlot(s.SlotOf(Hash([]byte("b"))), 1000, 1000, func(live [][]byte) bool {
+		seen = len(live)
+		for _, p := range live {
+			binary.LittleEndian.PutUint64(p, binary.LittleEndian.Uint64(p)+100)
+		}
+		return true
+	}); err != nil {
 		t.Fatal(err)
 	}
-	if len(live) != 2 {
-		t.Fatalf("live entries %v, want b and c", live)
+	if seen != 2 {
+		t.Fatalf("%d live entries, want b and c", seen)
 	}
 	if _, err := s.UpdateHash(Hash([]byte("b")), 1000, 1000, func(cur []byte) ([]byte, bool) {
 		return binary.LittleEndian.AppendUint64(nil, binary.LittleEndian.Uint64(cur)+10), true
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := incr(t, s, "b", 1000); n != 12 {
-		t.Fatalf("b is %d after UpdateHash, want 12", n)
+	if n, _ := incr(t, s, "b", 1000); n != 112 {
+		t.Fatalf("b is %d after UpdateSlot and UpdateHash, want 112", n)
 	}
-	if err := s.Live(0, 0, 1000, func([]byte) {}); err != nil {
-		t.Fatal(err)
+	if n, _ := incr(t, s, "a", 1000); n != 1 {
+		t.Fatalf("stale a is %d, want a fresh 1", n)
 	}
 	empty := newStore(t, NewMemory(), Options{Slots: 4})
-	if err := empty.Live(3, 0, 1000, func([]byte) { t.Fatal("an absent slot has no entries") }); err != nil {
+	if err := empty.UpdateSlot(3, 0, 1000, func([][]byte) bool { t.Fatal("an absent slot has no entries"); return false }); err != nil {
 		t.Fatal(err)
 	}
 }
