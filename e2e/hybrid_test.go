@@ -200,3 +200,27 @@ func TestHybridFallsBackToLocal(t *testing.T) {
 		t.Fatalf("breaker opened %d times, want 1", n)
 	}
 }
+
+// TestHybridOneLeaderPerProxy: of four worker VMs, one leads the syncs (the others tick too, but
+// only read the election): a hot key costs about one /pipeline call per interval, not four, and
+// the leader stays the same.
+func TestHybridOneLeaderPerProxy(t *testing.T) {
+	addr, _ := helperFor(t)
+	h := startHost(t, hybridConfig(`[{"rate":1000000}]`, ""), 4, withCluster(addr))
+	hammerFor(t, h, 4, time.Now().Add(500*time.Millisecond), "192.0.2.77:1") // warm: the key is hot
+	leader, _, _ := h.SharedData().Get("floodgate:hybrid:leader")
+	before := len(h.HTTPCalls())
+	_, sent := hammerFor(t, h, 4, time.Now().Add(2*time.Second), "192.0.2.77:1")
+	calls := h.HTTPCalls()[before:]
+	now, _, _ := h.SharedData().Get("floodgate:hybrid:leader")
+	t.Logf("%d requests, %d calls in 2 s (sync interval 100 ms, 4 VMs)", sent, len(calls))
+	if len(leader) != 16 || string(now[:8]) != string(leader[:8]) {
+		t.Fatalf("leader %x then %x: the lead must not move", leader, now)
+	}
+	if len(calls) > 30 {
+		t.Fatalf("%d calls in 2 s: more than one VM syncs", len(calls))
+	}
+	if len(calls) < 10 {
+		t.Fatalf("%d calls in 2 s: the hot key is not synced every interval", len(calls))
+	}
+}
