@@ -75,7 +75,8 @@ func TestIstioWasmPlugin(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pluginConfig is refused by the plugin:\n%v", err)
 	}
-	if len(cfg.Policies) != 3 || cfg.Policies[0].Key[0].TrustedHops != 1 || cfg.Policies[2].Backend != config.BackendRedis {
+	if len(cfg.Policies) != 4 || cfg.Policies[0].Key[0].TrustedHops != 1 || cfg.Policies[2].Backend != config.BackendRedis ||
+		cfg.Policies[3].Backend != config.BackendHybrid || cfg.Redis.SyncIntervalMs != 100 {
 		t.Fatalf("policies %+v", cfg.Policies)
 	}
 }
