@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/floodgate-proxy/floodgate/algorithm"
@@ -211,7 +212,19 @@ func (l *limiter) decideHybrid(ps *policyState, key []byte, now, cost int64, str
 		return res, remote, err
 	}
 	if mark {
-		err = l.sync.mark(ps, ps.leases.SlotOf(h1))
+		if merr := l.sync.mark(ps, ps.leases.SlotOf(h1)); merr != nil {
+			// The decision stands; a later request of the key marks it again.
+			ps.logf(now, "floodgate: policy %s: marking a key for the sync: %v", ps.cfg.Name, merr)
+			_, _ = ps.leases.UpdateHash(h1, now, ps.ttlMs, func(cur []byte) ([]byte, bool) {
+				var ls lease
+				if cur == nil {
+					return nil, false
+				}
+				ls.decode(cur)
+				ls.tracked = false
+				return ls.encode(cur), true
+			})
+		}
 	}
 	if sendNow {
 		l.sync.sendNow(sentLease{ps: ps, h1: h1, h2: h2, at: now, lease: sent}, l.opts.NowMs, stream)
@@ -379,7 +392,7 @@ func (l *limiter) collect(ps *policyState, now int64) {
 	var marked []byte
 	_ = casUpdate(ps.dirtyKey, func(cur []byte) ([]byte, bool) {
 		marked = append(marked[:0], cur...)
-		if len(cur) == 0 {
+		if !slices.ContainsFunc(cur, func(b byte) bool { return b != 0 }) {
 			return nil, false
 		}
 		return make([]byte, len(cur)), true
@@ -434,7 +447,8 @@ func (l *limiter) collect(ps *policyState, now int64) {
 	}
 }
 
-// send posts batch as one pipeline of lease scripts.
+// send posts batch as one pipeline of lease scripts. Leases Redis answers NOSCRIPT for (a node
+// that does not know the script yet) are sent once more with EVAL; the others are applied.
 func (s *syncer) send(batch []sentLease, retried bool, now func() int64) error {
 	verb, script := "EVALSHA", redislimit.ScriptSHA
 	if retried {
@@ -451,9 +465,21 @@ func (s *syncer) send(batch []sentLease, retried bool, now func() int64) error {
 	b.WriteByte(']')
 	_, err := host.HTTPCall(s.r.cfg.Cluster, s.headers, []byte(b.String()), s.r.cfg.TimeoutMs, func(numHeaders, bodySize, _ int) {
 		grants, noscript, err := readGrants(numHeaders, bodySize, len(batch))
-		if noscript && !retried {
-			if s.send(batch, true, now) == nil {
-				return
+		if !retried && noscript != nil {
+			var again, rest []sentLease
+			var restGrants []*redislimit.Grant
+			for i, sl := range batch {
+				if noscript[i] {
+					again = append(again, sl)
+				} else {
+					rest, restGrants = append(rest, sl), append(restGrants, grants[i])
+				}
+			}
+			if s.send(again, true, now) == nil {
+				if !slices.Contains(restGrants, nil) {
+					err = nil // every failure was a NOSCRIPT
+				}
+				batch, grants = rest, restGrants
 			}
 		}
 		s.r.record(err == nil, now())
@@ -464,42 +490,53 @@ func (s *syncer) send(batch []sentLease, retried bool, now func() int64) error {
 	return err
 }
 
-// readGrants reads a pipeline's answers; a nil entry is a lease Redis refused.
-func readGrants(numHeaders, bodySize, n int) (grants []*redislimit.Grant, noscript bool, err error) {
+// readGrants reads a pipeline's answers: a nil grant is a lease that failed, and err says why
+// (the first reason); noscript, when not nil, marks the leases Redis answered NOSCRIPT for.
+func readGrants(numHeaders, bodySize, n int) (grants []*redislimit.Grant, noscript []bool, err error) {
 	if numHeaders == 0 {
-		return nil, false, errors.New("the call was reset")
+		return nil, nil, errors.New("the call was reset")
 	}
 	headers, err := host.HTTPCallResponseHeaders()
 	if err != nil {
-		return nil, false, fmt.Errorf("reading the answer: %w", err)
+		return nil, nil, fmt.Errorf("reading the answer: %w", err)
 	}
 	for _, kv := range headers {
 		if kv[0] == ":status" && kv[1] != "200" {
-			return nil, false, fmt.Errorf("helper answered %s", kv[1])
+			return nil, nil, fmt.Errorf("helper answered %s", kv[1])
 		}
 	}
 	body, _ := host.HTTPCallResponseBody(bodySize)
 	answers := gjson.ParseBytes(body)
 	if !answers.IsArray() || len(answers.Array()) != n {
-		return nil, false, fmt.Errorf("helper answered %.80q", body)
+		return nil, nil, fmt.Errorf("helper answered %.80q", body)
 	}
 	grants = make([]*redislimit.Grant, n)
 	ints := make([]int64, 0, 8)
 	for i, a := range answers.Array() {
 		if msg := a.Get("error"); msg.Exists() {
-			noscript = noscript || strings.HasPrefix(msg.String(), "NOSCRIPT")
-			err = fmt.Errorf("helper answered: %s", msg.String())
+			if strings.HasPrefix(msg.String(), "NOSCRIPT") {
+				if noscript == nil {
+					noscript = make([]bool, n)
+				}
+				noscript[i] = true
+			}
+			if err == nil {
+				err = fmt.Errorf("helper answered: %s", msg.String())
+			}
 			continue
 		}
 		ints = ints[:0]
 		for _, v := range a.Get("result").Array() {
 			ints = append(ints, v.Int())
 		}
-		if g, gerr := redislimit.GrantOf(ints); gerr == nil {
-			grants[i] = &g
-		} else {
-			err = gerr
+		g, gerr := redislimit.GrantOf(ints)
+		if gerr != nil {
+			if err == nil {
+				err = gerr
+			}
+			continue
 		}
+		grants[i] = &g
 	}
 	return grants, noscript, err
 }
