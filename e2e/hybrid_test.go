@@ -1,7 +1,13 @@
 package e2e
 
 import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -223,4 +229,77 @@ func TestHybridOneLeaderPerProxy(t *testing.T) {
 	if len(calls) < 10 {
 		t.Fatalf("%d calls in 2 s: the hot key is not synced every interval", len(calls))
 	}
+}
+
+// TestHybridNoscriptRetriesOnlyTheRefusedLeases: a Redis Cluster node that does not know the
+// script answers NOSCRIPT for its keys only. A proxy in front of the helper refuses the first
+// lease of the first two-lease pipeline so: only that lease is sent again, with EVAL; the other,
+// which Redis applied, must not be applied twice.
+func TestHybridNoscriptRetriesOnlyTheRefusedLeases(t *testing.T) {
+	addr, _ := helperFor(t)
+	helper := "http://" + addr
+	var injected atomic.Bool
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var cmds []json.RawMessage
+		inject := r.URL.Path == "/pipeline" && json.Unmarshal(body, &cmds) == nil && len(cmds) == 2 && injected.CompareAndSwap(false, true)
+		if inject {
+			body, _ = json.Marshal(cmds[1:])
+		}
+		req, _ := http.NewRequest(r.Method, helper+r.URL.Path, bytes.NewReader(body))
+		req.Header = r.Header.Clone()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		answer, _ := io.ReadAll(resp.Body)
+		if inject {
+			var rest []json.RawMessage
+			_ = json.Unmarshal(answer, &rest)
+			answer, _ = json.Marshal(append([]json.RawMessage{json.RawMessage(`{"error":"NOSCRIPT No matching script. Please use EVAL."}`)}, rest...))
+		}
+		w.Header().Set("content-type", "application/json")
+		w.WriteHeader(resp.StatusCode)
+		_, _ = w.Write(answer)
+	}))
+	t.Cleanup(front.Close)
+	h := startHost(t, hybridConfig(`[{"rate":1000}]`, ""), 1, withCluster(strings.TrimPrefix(front.URL, "http://")))
+	// Two keys asked three units each (hot, but under the count that sends a lease at once) are
+	// synced together at the next tick.
+	for _, src := range []string{"192.0.2.10:1", "192.0.2.11:1"} {
+		for range 3 {
+			send(t, h, src)
+		}
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for !injected.Load() && time.Now().Before(deadline) {
+		send(t, h, "192.0.2.10:1")
+		send(t, h, "192.0.2.11:1")
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if !injected.Load() {
+		t.Fatal("no pipeline of two leases was sent")
+	}
+	var pipelines []string
+	for _, c := range h.HTTPCalls() {
+		if strings.Contains(string(c.Body), "lease") {
+			pipelines = append(pipelines, string(c.Body))
+		}
+	}
+	for i, p := range pipelines {
+		if strings.Count(p, `"lease"`) == 2 && i+1 < len(pipelines) {
+			retry := pipelines[i+1]
+			if !strings.HasPrefix(retry, `[["EVAL",`) || strings.Count(retry, `"lease"`) != 1 {
+				t.Fatalf("after a NOSCRIPT for one lease of two, the next call is %.120s…", retry)
+			}
+			if metric(t, h, "floodgate.hybrid.sync_failures") != 0 {
+				t.Fatal("a NOSCRIPT answered by EVAL is not a failure")
+			}
+			return
+		}
+	}
+	t.Fatalf("no retry found in %d lease calls", len(pipelines))
 }
