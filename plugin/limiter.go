@@ -18,6 +18,7 @@ type limiter struct {
 	keyBuf   []byte
 	scratch  []byte  // state buffer for keys seen for the first time
 	remote   *remote // the Redis helper, when a policy uses it
+	spare    *evaluation
 }
 
 type policyState struct {
@@ -123,8 +124,20 @@ type evaluation struct {
 // decide applies every policy that matches the request, in order, until one rejects it or one
 // needs Redis (pending: resume will be called with the final verdict).
 func (l *limiter) decide(req config.Request, stream uint32, resume func(verdict)) (v verdict, pending bool) {
-	ev := &evaluation{req: req, now: l.opts.NowMs(), stream: stream}
-	return l.run(ev, resume)
+	ev := l.spare
+	if ev == nil {
+		ev = new(evaluation)
+	}
+	l.spare = nil
+	*ev = evaluation{req: req, now: l.opts.NowMs(), stream: stream, views: ev.views[:0]}
+	v, pending = l.run(ev, resume)
+	if !pending {
+		// Nothing refers to ev any more (the verdict holds rendered strings): the next request
+		// reuses it and its views. A pending evaluation belongs to its callout.
+		ev.req = nil
+		l.spare = ev
+	}
+	return v, pending
 }
 
 func (l *limiter) run(ev *evaluation, resume func(verdict)) (verdict, bool) {
