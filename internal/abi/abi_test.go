@@ -42,6 +42,15 @@ func TestEncodeMapLayout(t *testing.T) {
 	}
 }
 
+func TestAppendMapReusesADirtyBuffer(t *testing.T) {
+	dirty := bytes.Repeat([]byte{0xff}, 64)
+	got := AppendMap(dirty[:2], [][2]string{{"k", "vw"}})
+	want := append([]byte{0xff, 0xff}, EncodeMap([][2]string{{"k", "vw"}})...)
+	if !bytes.Equal(got, want) || &got[0] != &dirty[0] {
+		t.Fatalf("got %v, want %v in the same storage", got, want)
+	}
+}
+
 func TestDecodeMapMalformed(t *testing.T) {
 	tests := []struct {
 		name string

@@ -121,10 +121,13 @@ func AddResponseHeader(name, value string) error {
 	return statusErr(abi.ProxyAddHeaderMapValue(mapResponseHeaders, strPtr(name), uint32(len(name)), strPtr(value), uint32(len(value))))
 }
 
+var localHeaders []byte
+
 // SendLocalResponse answers the current stream with status, headers and body; the upstream is
 // never reached. The callback that calls it must return types.ActionPause.
 func SendLocalResponse(status uint32, headers [][2]string, body []byte) error {
-	h := abi.EncodeMap(headers)
+	h := abi.AppendMap(localHeaders[:0], headers)
+	localHeaders = h // the host copies the headers during the call: the buffer is reused
 	return statusErr(abi.ProxySendLocalResponse(status, nil, 0, bytesPtr(body), uint32(len(body)), bytesPtr(h), uint32(len(h)), -1))
 }
 
