@@ -19,6 +19,7 @@ type limiter struct {
 	scratch  []byte  // state buffer for keys seen for the first time
 	remote   *remote // the Redis helper, when a policy uses it
 	spare    *evaluation
+	answer   [][2]string // storage of the last verdict's headers (see verdict)
 }
 
 type policyState struct {
@@ -99,6 +100,7 @@ func (l *limiter) summary() string {
 }
 
 // verdict is the outcome of a request: a local answer, or headers for the upstream's response.
+// headers are the limiter's storage, valid until its next decision: the caller copies them.
 type verdict struct {
 	reject  *localAnswer
 	headers [][2]string
@@ -187,7 +189,8 @@ func (l *limiter) run(ev *evaluation, resume func(verdict)) (verdict, bool) {
 	if ev.first == nil {
 		return verdict{}, false
 	}
-	return verdict{headers: rateLimitHeaders(ev.first.cfg.Response.Headers, ev.views, nil)}, false
+	l.answer = rateLimitHeaders(ev.first.cfg.Response.Headers, ev.views, l.answer[:0])
+	return verdict{headers: l.answer}, false
 }
 
 // apply takes one policy's decision (or failure) into the evaluation; stop is set when the
