@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"strconv"
-	"strings"
 
 	"github.com/floodgate-proxy/floodgate/config"
 )
@@ -31,32 +30,54 @@ func rateLimitHeaders(style config.HeaderStyle, views []quotaView, dst [][2]stri
 	if len(views) == 0 || style == config.HeadersNone {
 		return dst
 	}
+	// Every value is rendered into one buffer that becomes one string: one allocation, where
+	// strconv.Format* and strings.Builder would make one per number and per growth.
+	var buf [128]byte
+	b := buf[:0]
+	var ietf, legacy int // where the IETF state and the legacy headers start in b
 	if style == config.HeadersIETF || style == config.HeadersBoth {
-		var policy, state strings.Builder
 		for i, v := range views {
 			if i > 0 {
-				policy.WriteString(", ")
-				state.WriteString(", ")
+				b = append(b, ", "...)
 			}
-			policy.WriteString(strconv.Quote(v.Policy))
-			policy.WriteString(";q=")
-			policy.WriteString(strconv.FormatInt(v.Limit, 10))
-			policy.WriteString(";w=")
-			policy.WriteString(strconv.FormatInt(v.WindowS, 10))
-			state.WriteString(strconv.Quote(v.Policy))
-			state.WriteString(";r=")
-			state.WriteString(strconv.FormatInt(max(v.Remaining, 0), 10))
-			state.WriteString(";t=")
-			state.WriteString(strconv.FormatInt(ceilSeconds(v.ResetAfterMs), 10))
+			b = strconv.AppendQuote(b, v.Policy)
+			b = append(b, ";q="...)
+			b = strconv.AppendInt(b, v.Limit, 10)
+			b = append(b, ";w="...)
+			b = strconv.AppendInt(b, v.WindowS, 10)
 		}
-		dst = append(dst, [2]string{"ratelimit-policy", policy.String()}, [2]string{"ratelimit", state.String()})
+		ietf = len(b)
+		for i, v := range views {
+			if i > 0 {
+				b = append(b, ", "...)
+			}
+			b = strconv.AppendQuote(b, v.Policy)
+			b = append(b, ";r="...)
+			b = strconv.AppendInt(b, max(v.Remaining, 0), 10)
+			b = append(b, ";t="...)
+			b = strconv.AppendInt(b, ceilSeconds(v.ResetAfterMs), 10)
+		}
 	}
+	legacy = len(b)
+	var ends [3]int
 	if style == config.HeadersLegacy || style == config.HeadersBoth {
 		t := tightest(views)
+		b = strconv.AppendInt(b, t.Limit, 10)
+		ends[0] = len(b)
+		b = strconv.AppendInt(b, max(t.Remaining, 0), 10)
+		ends[1] = len(b)
+		b = strconv.AppendInt(b, ceilSeconds(t.ResetAfterMs), 10)
+		ends[2] = len(b)
+	}
+	all := string(b)
+	if style == config.HeadersIETF || style == config.HeadersBoth {
+		dst = append(dst, [2]string{"ratelimit-policy", all[:ietf]}, [2]string{"ratelimit", all[ietf:legacy]})
+	}
+	if style == config.HeadersLegacy || style == config.HeadersBoth {
 		dst = append(dst,
-			[2]string{"x-ratelimit-limit", strconv.FormatInt(t.Limit, 10)},
-			[2]string{"x-ratelimit-remaining", strconv.FormatInt(max(t.Remaining, 0), 10)},
-			[2]string{"x-ratelimit-reset", strconv.FormatInt(ceilSeconds(t.ResetAfterMs), 10)})
+			[2]string{"x-ratelimit-limit", all[legacy:ends[0]]},
+			[2]string{"x-ratelimit-remaining", all[ends[0]:ends[1]]},
+			[2]string{"x-ratelimit-reset", all[ends[1]:ends[2]]})
 	}
 	return dst
 }

@@ -19,6 +19,8 @@ type limiter struct {
 	scratch  []byte  // state buffer for keys seen for the first time
 	remote   *remote // the Redis helper, when a policy uses it
 	sync     *syncer // the hybrid backend's syncs, when a policy uses it
+	spare    *evaluation
+	answer   [][2]string // storage of the last verdict's headers (see verdict)
 }
 
 type policyState struct {
@@ -111,6 +113,7 @@ func (l *limiter) summary() string {
 }
 
 // verdict is the outcome of a request: a local answer, or headers for the upstream's response.
+// headers are the limiter's storage, valid until its next decision: the caller copies them.
 type verdict struct {
 	reject  *localAnswer
 	headers [][2]string
@@ -136,8 +139,20 @@ type evaluation struct {
 // decide applies every policy that matches the request, in order, until one rejects it or one
 // needs Redis (pending: resume will be called with the final verdict).
 func (l *limiter) decide(req config.Request, stream uint32, resume func(verdict)) (v verdict, pending bool) {
-	ev := &evaluation{req: req, now: l.opts.NowMs(), stream: stream}
-	return l.run(ev, resume)
+	ev := l.spare
+	if ev == nil {
+		ev = new(evaluation)
+	}
+	l.spare = nil
+	*ev = evaluation{req: req, now: l.opts.NowMs(), stream: stream, views: ev.views[:0]}
+	v, pending = l.run(ev, resume)
+	if !pending {
+		// Nothing refers to ev any more (the verdict holds rendered strings): the next request
+		// reuses it and its views. A pending evaluation belongs to its callout.
+		ev.req = nil
+		l.spare = ev
+	}
+	return v, pending
 }
 
 func (l *limiter) run(ev *evaluation, resume func(verdict)) (verdict, bool) {
@@ -198,7 +213,8 @@ func (l *limiter) run(ev *evaluation, resume func(verdict)) (verdict, bool) {
 	if ev.first == nil {
 		return verdict{}, false
 	}
-	return verdict{headers: rateLimitHeaders(ev.first.cfg.Response.Headers, ev.views, nil)}, false
+	l.answer = rateLimitHeaders(ev.first.cfg.Response.Headers, ev.views, l.answer[:0])
+	return verdict{headers: l.answer}, false
 }
 
 // apply takes one policy's decision (or failure) into the evaluation; stop is set when the

@@ -102,8 +102,10 @@ type httpContext struct {
 	id      uint32
 	limiter *limiter
 	req     request
-	// answer holds the rate-limit headers to add to the upstream's response.
-	answer [][2]string
+	// answer holds the rate-limit headers to add to the upstream's response, in answerBuf when
+	// they fit (the IETF style's two).
+	answer    [][2]string
+	answerBuf [2][2]string
 }
 
 // OnHttpRequestHeaders decides the request; a redis policy pauses it until its decision arrives.
@@ -127,7 +129,7 @@ func (h *httpContext) answerWith(v verdict) types.Action {
 		}
 		return types.ActionPause
 	}
-	h.answer = v.headers
+	h.answer = append(h.answerBuf[:0], v.headers...)
 	return types.ActionContinue
 }
 

@@ -5,8 +5,17 @@ import "github.com/floodgate-proxy/floodgate/internal/host"
 // request reads the attributes of the current request from the host, each at most once: a
 // request matched against several policies asks the host for every header it needs only once.
 type request struct {
-	headers map[string]cached
-	source  cached
+	// The headers read so far: the first few inline (a request's context is allocated anyway),
+	// then in more. A short list beats a map here: policies read a handful of headers.
+	inline [4]header
+	n      int
+	more   []header
+	source cached
+}
+
+type header struct {
+	name string
+	cached
 }
 
 type cached struct {
@@ -17,16 +26,25 @@ type cached struct {
 
 // Header returns the first value of the request header name (lower case).
 func (r *request) Header(name string) (string, bool) {
-	if c, ok := r.headers[name]; ok {
-		return c.value, c.found
+	for i := range r.inline[:r.n] {
+		if h := &r.inline[i]; h.name == name {
+			return h.value, h.found
+		}
+	}
+	for i := range r.more {
+		if h := &r.more[i]; h.name == name {
+			return h.value, h.found
+		}
 	}
 	v, err := host.RequestHeader(name)
-	c := cached{value: v, found: err == nil, read: true}
-	if r.headers == nil {
-		r.headers = make(map[string]cached, 4)
+	h := header{name: name, cached: cached{value: v, found: err == nil, read: true}}
+	if r.n < len(r.inline) {
+		r.inline[r.n] = h
+		r.n++
+	} else {
+		r.more = append(r.more, h)
 	}
-	r.headers[name] = c
-	return c.value, c.found
+	return h.value, h.found
 }
 
 // SourceAddress returns the downstream peer address ("ip:port") from the source.address

@@ -42,6 +42,15 @@ func TestEncodeMapLayout(t *testing.T) {
 	}
 }
 
+func TestAppendMapReusesADirtyBuffer(t *testing.T) {
+	dirty := bytes.Repeat([]byte{0xff}, 64)
+	got := AppendMap(dirty[:2], [][2]string{{"k", "vw"}})
+	want := append([]byte{0xff, 0xff}, EncodeMap([][2]string{{"k", "vw"}})...)
+	if !bytes.Equal(got, want) || &got[0] != &dirty[0] {
+		t.Fatalf("got %v, want %v in the same storage", got, want)
+	}
+}
+
 func TestDecodeMapMalformed(t *testing.T) {
 	tests := []struct {
 		name string
@@ -86,11 +95,37 @@ func TestAllocationSurvivesGC(t *testing.T) {
 	if len(buf) != 64 {
 		t.Fatalf("Take returned %d bytes, want 64", len(buf))
 	}
-	if len(pinned) != 0 {
-		t.Fatalf("%d buffers still pinned after Take", len(pinned))
+	if len(pinned) != 0 || used != 0 {
+		t.Fatalf("%d buffers still pinned, %d arena bytes in use after Take", len(pinned), used)
 	}
 	if Take(ptr, 64) != nil {
 		t.Fatal("a released buffer was returned twice")
+	}
+}
+
+func TestArenaServesEveryHostCall(t *testing.T) {
+	// Two buffers in one host call are distinct and both found.
+	p1, p2 := Allocate(5), Allocate(100)
+	if p1 == p2 {
+		t.Fatal("two buffers of one host call share an address")
+	}
+	if got := Take(p2, 100); len(got) != 100 {
+		t.Fatalf("second buffer: %d bytes", len(got))
+	}
+	// The next host call reuses the arena: a taken buffer is valid until then only.
+	if p3 := Allocate(5); p3 != p1 {
+		t.Fatalf("the arena was not reused: %#x, then %#x", p1, p3)
+	}
+	Take(0, 0)
+	// A buffer larger than the arena may grow to is allocated apart and survives collections.
+	big := Allocate(arenaMax + 1)
+	runtime.GC()
+	if got := Take(big, arenaMax+1); len(got) != arenaMax+1 {
+		t.Fatalf("large buffer: %d bytes", len(got))
+	}
+	// A buffer larger than the arena, but within its bound, grows it.
+	if p := Allocate(uint32(len(arena) + 1)); len(arena) < arenaMin || Take(p, 1) == nil {
+		t.Fatal("the arena did not grow")
 	}
 }
 

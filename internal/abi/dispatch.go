@@ -9,7 +9,7 @@ import (
 type Dispatcher struct {
 	vm      types.VMContext
 	roots   map[uint32]*rootContext
-	streams map[uint32]*streamContext
+	streams map[uint32]streamContext // by value: no allocation per stream
 	// callouts maps an http-call token to the callback registered when the call was dispatched.
 	callouts map[uint32]func(numHeaders, bodySize, numTrailers int)
 }
@@ -28,7 +28,7 @@ func NewDispatcher(vm types.VMContext) *Dispatcher {
 	return &Dispatcher{
 		vm:       vm,
 		roots:    make(map[uint32]*rootContext),
-		streams:  make(map[uint32]*streamContext),
+		streams:  make(map[uint32]streamContext),
 		callouts: make(map[uint32]func(int, int, int)),
 	}
 }
@@ -46,7 +46,7 @@ func (d *Dispatcher) ContextCreate(id, parent uint32) {
 		return
 	}
 	if hc := root.ctx.NewHttpContext(id); hc != nil {
-		d.streams[id] = &streamContext{ctx: hc, root: parent}
+		d.streams[id] = streamContext{ctx: hc, root: parent}
 	}
 }
 

@@ -3,6 +3,7 @@ package abi
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 )
 
 // ErrMalformedMap is returned for a header map whose encoding does not add up.
@@ -10,12 +11,17 @@ var ErrMalformedMap = errors.New("abi: malformed header map")
 
 // EncodeMap serializes pairs in the proxy-wasm header-map format: a little-endian u32 count, a
 // (u32 key length, u32 value length) per pair, then every key and value followed by a NUL byte.
-func EncodeMap(pairs [][2]string) []byte {
+func EncodeMap(pairs [][2]string) []byte { return AppendMap(nil, pairs) }
+
+// AppendMap appends the encoding of pairs (see EncodeMap) to dst.
+func AppendMap(dst []byte, pairs [][2]string) []byte {
 	size := 4
 	for _, p := range pairs {
 		size += 8 + len(p[0]) + 1 + len(p[1]) + 1
 	}
-	buf := make([]byte, size)
+	start := len(dst)
+	dst = slices.Grow(dst, size)[:start+size]
+	buf := dst[start:]
 	binary.LittleEndian.PutUint32(buf, uint32(len(pairs)))
 	off := 4
 	for _, p := range pairs {
@@ -24,10 +30,14 @@ func EncodeMap(pairs [][2]string) []byte {
 		off += 8
 	}
 	for _, p := range pairs {
-		off += copy(buf[off:], p[0]) + 1
-		off += copy(buf[off:], p[1]) + 1
+		off += copy(buf[off:], p[0])
+		buf[off] = 0
+		off++
+		off += copy(buf[off:], p[1])
+		buf[off] = 0
+		off++
 	}
-	return buf
+	return dst
 }
 
 // DecodeMap parses the proxy-wasm header-map format written by EncodeMap.

@@ -72,10 +72,12 @@ func ResumeRequest() error { return proxywasm.ResumeHttpRequest() }
 // call callback.
 func SetEffectiveContext(id uint32) error { return proxywasm.SetEffectiveContext(id) }
 
-// Property returns the host property at path (e.g. "source", "address").
+// Property returns the host property at path (e.g. "source", "address"). The value is valid
+// until the next host call that returns data: copy it to keep it.
 func Property(path ...string) ([]byte, error) { return proxywasm.GetProperty(path) }
 
-// SharedData returns the value and CAS of key in the VM-id-wide shared data.
+// SharedData returns the value and CAS of key in the VM-id-wide shared data. The value is valid
+// until the next host call that returns data: copy it to keep it.
 func SharedData(key string) ([]byte, uint32, error) { return proxywasm.GetSharedData(key) }
 
 // SetSharedData stores value under key if cas is 0 or still the key's CAS.

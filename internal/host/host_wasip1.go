@@ -3,9 +3,9 @@
 package host
 
 import (
+	"bytes"
 	"errors"
 	"strconv"
-	"strings"
 	"time"
 	"unsafe"
 
@@ -63,7 +63,7 @@ func Log(level LogLevel, msg string) {
 func PluginConfiguration() ([]byte, error) {
 	var ptr, size uint32
 	st := abi.ProxyGetBufferBytes(bufferPluginConfig, 0, 1<<31-1, unsafe.Pointer(&ptr), unsafe.Pointer(&size))
-	buf := abi.Take(ptr, size)
+	buf := bytes.Clone(abi.Take(ptr, size))
 	return buf, statusErr(st)
 }
 
@@ -102,7 +102,7 @@ func HTTPCallResponseHeaders() ([][2]string, error) {
 func HTTPCallResponseBody(size int) ([]byte, error) {
 	var ptr, n uint32
 	st := abi.ProxyGetBufferBytes(bufferHTTPCallResponse, 0, uint32(size), unsafe.Pointer(&ptr), unsafe.Pointer(&n))
-	buf := abi.Take(ptr, n)
+	buf := bytes.Clone(abi.Take(ptr, n))
 	return buf, statusErr(st)
 }
 
@@ -121,10 +121,13 @@ func AddResponseHeader(name, value string) error {
 	return statusErr(abi.ProxyAddHeaderMapValue(mapResponseHeaders, strPtr(name), uint32(len(name)), strPtr(value), uint32(len(value))))
 }
 
+var localHeaders []byte
+
 // SendLocalResponse answers the current stream with status, headers and body; the upstream is
 // never reached. The callback that calls it must return types.ActionPause.
 func SendLocalResponse(status uint32, headers [][2]string, body []byte) error {
-	h := abi.EncodeMap(headers)
+	h := abi.AppendMap(localHeaders[:0], headers)
+	localHeaders = h // the host copies the headers during the call: the buffer is reused
 	return statusErr(abi.ProxySendLocalResponse(status, nil, 0, bytesPtr(body), uint32(len(body)), bytesPtr(h), uint32(len(h)), -1))
 }
 
@@ -135,16 +138,28 @@ func ResumeRequest() error { return statusErr(abi.ProxyContinueStream(streamRequ
 // call callback.
 func SetEffectiveContext(id uint32) error { return statusErr(abi.ProxySetEffectiveContext(id)) }
 
-// Property returns the host property at path (e.g. "source", "address").
+// propertyPath is Property's reusable buffer for the path's wire form.
+var propertyPath []byte
+
+// Property returns the host property at path (e.g. "source", "address"). The value is valid
+// until the next host call that returns data: copy it to keep it.
 func Property(path ...string) ([]byte, error) {
-	p := strings.Join(path, "\x00")
+	p := propertyPath[:0]
+	for i, part := range path {
+		if i > 0 {
+			p = append(p, 0)
+		}
+		p = append(p, part...)
+	}
+	propertyPath = p
 	var ptr, size uint32
-	st := abi.ProxyGetProperty(strPtr(p), uint32(len(p)), unsafe.Pointer(&ptr), unsafe.Pointer(&size))
+	st := abi.ProxyGetProperty(bytesPtr(p), uint32(len(p)), unsafe.Pointer(&ptr), unsafe.Pointer(&size))
 	buf := abi.Take(ptr, size)
 	return buf, statusErr(st)
 }
 
-// SharedData returns the value and CAS of key in the VM-id-wide shared data.
+// SharedData returns the value and CAS of key in the VM-id-wide shared data. The value is valid
+// until the next host call that returns data: copy it to keep it.
 func SharedData(key string) ([]byte, uint32, error) {
 	var ptr, size, cas uint32
 	st := abi.ProxyGetSharedData(strPtr(key), uint32(len(key)), unsafe.Pointer(&ptr), unsafe.Pointer(&size), unsafe.Pointer(&cas))
