@@ -12,16 +12,7 @@ import (
 
 func leaseLua(t *testing.T, key string, p *algorithm.Policy, now int64, l Lease) Grant {
 	t.Helper()
-	args := LeaseArgs(p, l, now)
-	iargs := make([]any, len(args))
-	for i, a := range args {
-		iargs[i] = a
-	}
-	v, err := rdb.Eval(context.Background(), Script, []string{key}, iargs...).Int64Slice()
-	if err != nil {
-		t.Fatalf("EVAL lease: %v", err)
-	}
-	g, err := GrantOf(v)
+	g, err := GrantOf(runScript(t, key, LeaseArgs(p, l, now)))
 	if err != nil {
 		t.Fatal(err)
 	}

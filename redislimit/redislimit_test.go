@@ -43,20 +43,25 @@ func TestScriptSHA(t *testing.T) {
 
 func evalLua(t *testing.T, key string, p *algorithm.Policy, now, cost int64, draw float64) algorithm.Result {
 	t.Helper()
-	args := Args(p, cost, draw, now)
-	iargs := make([]any, len(args))
-	for i, a := range args {
-		iargs[i] = a
-	}
-	v, err := rdb.EvalSha(context.Background(), ScriptSHA, []string{key}, iargs...).Int64Slice()
-	if err != nil {
-		t.Fatalf("EVALSHA: %v", err)
-	}
-	res, err := Result(v)
+	res, err := Result(runScript(t, key, Args(p, cost, draw, now)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return res
+}
+
+// runScript runs the script on key with args (EVAL: the script may not be loaded yet).
+func runScript(t *testing.T, key string, args []string) []int64 {
+	t.Helper()
+	iargs := make([]any, len(args))
+	for i, a := range args {
+		iargs[i] = a
+	}
+	v, err := rdb.Eval(context.Background(), Script, []string{key}, iargs...).Int64Slice()
+	if err != nil {
+		t.Fatalf("EVAL: %v", err)
+	}
+	return v
 }
 
 func limit(t *testing.T, rate float64, windowS, group int64) algorithm.Limit {
