@@ -2,10 +2,13 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -286,4 +289,59 @@ func TestHybridNoscriptRetriesOnlyTheRefusedLeases(t *testing.T) {
 		}
 	}
 	t.Fatalf("no retry found in %d lease calls", len(pipelines))
+}
+
+// TestHybridReloadHandsOver: a configuration reload (a new set of VMs on the same shared data,
+// the old ones closed while their syncs are likely in flight) never admits more than the limit:
+// the new VMs take the lead once the old leader is silent, leases the old VMs left in flight are
+// declared lost (never released twice), and decisions turn local again.
+func TestHybridReloadHandsOver(t *testing.T) {
+	const quota = 100
+	addr, _ := helperFor(t)
+	// The old VMs' syncs take 200 ms to answer, so that some are in flight when they close.
+	target, _ := url.Parse("http://" + addr)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/pipeline" {
+			time.Sleep(200 * time.Millisecond)
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(slow.Close)
+	shared := envoyhost.NewSharedData()
+	withShared := func(c *envoyhost.Config) { c.Shared = shared }
+	cfg := hybridConfig(`[{"rate":100}]`, "")
+	old, err := envoyhost.New(context.Background(), envoyhost.Config{Wasm: pluginWasm(t), VMs: 2, PluginConfig: []byte(cfg),
+		Clusters: map[string]string{"floodgate-redis-helper": strings.TrimPrefix(slow.URL, "http://")}, Shared: shared})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admitted, _ := hammerFor(t, old, 3, time.Now().Add(1500*time.Millisecond), "198.51.100.20:1")
+	oldLeader, _, _ := shared.Get("floodgate:hybrid:leader")
+	_ = old.Close(context.Background())
+	fresh := startHost(t, cfg, 2, withCluster(addr), withShared)
+	// A lease the old VMs left in flight is declared lost after its answer is overdue, and the
+	// reservations Redis may have made for it age out within the window: the key is admitted
+	// less meanwhile, never more.
+	recovering, _ := hammerFor(t, fresh, 3, time.Now().Add(2*time.Second), "198.51.100.20:1")
+	calls := len(fresh.HTTPCalls())
+	steady, sent := hammerFor(t, fresh, 3, time.Now().Add(3*time.Second), "198.51.100.20:1")
+	steadyCalls := len(fresh.HTTPCalls()) - calls
+	all := append(append(admitted, recovering...), steady...)
+	most := mostInAWindow(all, time.Second)
+	newLeader, _, _ := shared.Get("floodgate:hybrid:leader")
+	errs := metric(t, fresh, "floodgate.p.errors")
+	t.Logf("admitted %d before the reload, %d in the 2 s after, %d in the next 3 s (%d requests, %d calls); at most %d in one 1 s window; %d errors",
+		len(admitted), len(recovering), len(steady), sent, steadyCalls, most, errs)
+	if string(newLeader[:8]) == string(oldLeader[:8]) {
+		t.Fatal("the new VMs never took the lead")
+	}
+	if errs == 0 && most > quota {
+		t.Fatalf("%d admissions in one window across the reload, quota %d", most, quota)
+	}
+	// Saturated, a key is admitted in bursts of the quota, one per window and up to two sync
+	// intervals (its admissions count from the sync after them): 3 s hold at least two.
+	if len(steady) < 2*quota || steadyCalls > 150 {
+		t.Fatalf("%d admitted with %d calls in the 3 s after recovery: the new VMs do not decide locally", len(steady), steadyCalls)
+	}
 }

@@ -24,14 +24,16 @@ import (
 // limit; the price is that a reservation one proxy does not use is unavailable to the others
 // until its next sync gives it back. On every tick one worker per proxy (the leader, agreed on
 // through shared data) sends, in one /pipeline call, one lease per active key: the reservation
-// to give back, what was admitted and denied against it (counted at the sync's time, later than
-// they happened, so they leave the window late, never early), and the size of the next
+// to give back, what was admitted and denied against it (the admitted units counted at the time
+// of the last of them, on Redis's clock through an upper bound of the offset: they leave the
+// window late, never early), and the size of the next
 // reservation (twice the key's demand in the last interval, and at least what was left, which
 // covers what workers admit while the answer is in flight). See redislimit.Lease.
 //
 // A key without a valid reservation (new on this proxy, or a missed sync) is decided in Redis
 // like the redis backend, and so is a key whose reservation is spent while the last sync said the
-// window had room left (when it had none, the key is rejected locally). The first such request
+// window had room left (when it had none, the key is rejected locally until the time it said one
+// unit would fit again). The first such request
 // also sends the key's lease at once, from the worker that saw it, so that decisions turn local
 // after one round trip rather than at the next tick. When Redis cannot be reached, reservations lapse
 // and the failure mode applies (by default "local": the local algorithm on this proxy's shared
@@ -53,10 +55,14 @@ type lease struct {
 	// The lease in flight: sent at flight (local ms, 0 when none), carrying flightUsed and
 	// flightDenied, which are sent again if its answer never comes.
 	flight, flightUsed, flightDenied int64
+	// lastSpentAt is the local time of the last admission; redisOffset bounds Redis's clock minus
+	// this proxy's from above (a grant's Redis time minus its lease's send time), so that
+	// lastSpentAt+redisOffset is a Redis time no earlier than any admission being reported.
+	lastSpentAt, redisOffset int64
 	tracked                          bool // the key's slot is marked for the leader
 }
 
-const leaseSize = 17*8 + 1
+const leaseSize = 19*8 + 1
 
 func (l *lease) decode(b []byte) {
 	u := func(i int) int64 { return int64(binary.LittleEndian.Uint64(b[i*8:])) }
@@ -67,19 +73,20 @@ func (l *lease) decode(b []byte) {
 	l.limit, l.windowMs, l.remaining, l.resetAt = u(9), u(10), u(11), u(12)
 	l.sf = math.Float64frombits(uint64(u(13)))
 	l.flight, l.flightUsed, l.flightDenied = u(14), u(15), u(16)
-	l.tracked = b[17*8] == 1
+	l.lastSpentAt, l.redisOffset = u(17), u(18)
+	l.tracked = b[19*8] == 1
 }
 
 func (l *lease) encode(b []byte) []byte {
 	b = b[:leaseSize]
 	for i, v := range []int64{int64(l.h1), int64(l.h2), l.reserved, l.spent, l.reservedAt, l.denied, l.attempts,
 		l.validUntil, l.exhaustedUntil, l.limit, l.windowMs, l.remaining, l.resetAt, int64(math.Float64bits(l.sf)),
-		l.flight, l.flightUsed, l.flightDenied} {
+		l.flight, l.flightUsed, l.flightDenied, l.lastSpentAt, l.redisOffset} {
 		binary.LittleEndian.PutUint64(b[i*8:], uint64(v))
 	}
-	b[17*8] = 0
+	b[19*8] = 0
 	if l.tracked {
-		b[17*8] = 1
+		b[19*8] = 1
 	}
 	return b
 }
@@ -109,6 +116,9 @@ func (l *lease) send(now int64) redislimit.Lease {
 	}
 	sent := redislimit.Lease{Release: l.reserved, ReleaseAtMs: l.reservedAt, Used: l.spent, Denied: l.denied,
 		Want: max(want, left)}
+	if l.spent > 0 {
+		sent.UsedAtMs = l.lastSpentAt + l.redisOffset
+	}
 	l.flight, l.flightUsed, l.flightDenied = now, l.spent, l.denied
 	l.reserved, l.spent, l.denied, l.attempts = left, 0, 0, 0
 	return sent
@@ -128,6 +138,7 @@ func (l *lease) lost() {
 // granted applies Redis's answer to the lease in flight, received at now; what workers admitted
 // meanwhile is charged to the new reservation.
 func (l *lease) granted(g *redislimit.Grant, now, validityMs int64) {
+	l.redisOffset = g.AtMs - l.flight
 	l.flight, l.flightUsed, l.flightDenied = 0, 0, 0
 	l.reserved, l.reservedAt, l.validUntil = g.Units, g.AtMs, now+validityMs
 	l.exhaustedUntil = 0
@@ -165,13 +176,15 @@ func (l *lease) decideLease(p *algorithm.Policy, now, cost int64, draw float64, 
 			res.RetryAfterMs = intervalMs
 			return res, false
 		}
-		l.spent += cost
+		l.spent, l.lastSpentAt = l.spent+cost, now
 		res.Allowed, res.SuppressionFactor = true, l.sf
 		return res, false
 	case l.limit > 0 && cost > l.limit:
 		return res, true // Redis tells why (the cost may exceed the quota)
-	case now < l.exhaustedUntil || (valid && l.remaining < cost):
-		// Nothing left here, and the last sync said nothing was left in Redis either.
+	case now < l.exhaustedUntil || (valid && l.exhaustedUntil == 0 && l.remaining < cost):
+		// Nothing left here, and the last sync said nothing was left in Redis either: until the
+		// time it said one unit would fit again (then Redis decides, and a lease goes at once),
+		// or, when others held what was left, until the next sync.
 		if suppressed {
 			l.denied += cost
 		}

@@ -11,7 +11,7 @@ import (
 func TestLeaseCodec(t *testing.T) {
 	in := lease{h1: 1, h2: 2, reserved: 3, spent: 4, reservedAt: 5, denied: 6, attempts: 7, validUntil: 8,
 		exhaustedUntil: 9, limit: 10, windowMs: 11, remaining: 12, resetAt: 13, sf: 0.25, flight: 14,
-		flightUsed: 15, flightDenied: 16, tracked: true}
+		flightUsed: 15, flightDenied: 16, lastSpentAt: 17, redisOffset: -18, tracked: true}
 	var out lease
 	out.decode(in.encode(make([]byte, leaseSize)))
 	if out != in {
@@ -42,6 +42,8 @@ func TestDecideLease(t *testing.T) {
 			cost: 7, reason: algorithm.ReasonQuotaExhausted, spent: 4},
 		{name: "known exhausted, even without a reservation", p: abs, l: lease{exhaustedUntil: now + 100}, cost: 1,
 			reason: algorithm.ReasonQuotaExhausted},
+		{name: "the window freed when the last sync said: decided in Redis", p: abs,
+			l: lease{reserved: 0, validUntil: now + 1, exhaustedUntil: now, limit: 100, remaining: 0}, cost: 1, remote: true},
 		{name: "lapsed reservation: decided in Redis", p: abs, l: func() lease { l := granted; l.validUntil = now; return l }(),
 			cost: 1, remote: true, spent: 4},
 		{name: "cost above the limit: Redis says why", p: abs, l: granted, cost: 101, remote: true, spent: 4},
@@ -71,9 +73,9 @@ func TestDecideLease(t *testing.T) {
 
 // TestLeaseSyncCycle walks a lease through a sync that succeeds and one whose answer is lost.
 func TestLeaseSyncCycle(t *testing.T) {
-	l := lease{reserved: 10, spent: 4, denied: 1, attempts: 6, reservedAt: 500, validUntil: 2000}
+	l := lease{reserved: 10, spent: 4, denied: 1, attempts: 6, reservedAt: 500, validUntil: 2000, lastSpentAt: 990, redisOffset: 7}
 	sent := l.send(1000)
-	want := redislimit.Lease{Release: 10, ReleaseAtMs: 500, Used: 4, Denied: 1, Want: 12}
+	want := redislimit.Lease{Release: 10, ReleaseAtMs: 500, Used: 4, Denied: 1, Want: 12, UsedAtMs: 997}
 	if sent != want {
 		t.Fatalf("sent %+v, want %+v", sent, want)
 	}
@@ -82,7 +84,7 @@ func TestLeaseSyncCycle(t *testing.T) {
 	}
 	l.spent = 2 // admitted while the answer travels
 	l.granted(&redislimit.Grant{Units: 12, AtMs: 1020, Limit: 100, Remaining: 40, ResetAfterMs: 300}, 1030, 300)
-	if l.reserved != 12 || l.spent != 2 || l.reservedAt != 1020 || l.validUntil != 1330 || l.flight != 0 || l.resetAt != 1330 {
+	if l.reserved != 12 || l.spent != 2 || l.reservedAt != 1020 || l.validUntil != 1330 || l.flight != 0 || l.resetAt != 1330 || l.redisOffset != 20 {
 		t.Fatalf("granted: %+v", l)
 	}
 

@@ -11,10 +11,11 @@
 --          suppression_factor * 1e6, suppressed, decider (0-based, -1), reason, reset}
 --
 -- Lease mode (hybrid backend): after the limits, ARGV holds 'lease', release, release_at_ms,
--- used, denied, want. No request is decided. The proxy gives back the release units Redis
--- reserved for it at release_at_ms (Redis time), records the units it admitted (used) and denied
--- since then at now, and is reserved up to want units more, counted as accepted at now so that no
--- other proxy can be granted them. Returns {granted, now_ms, limit, window_ms, remaining,
+-- used, denied, want, used_at_ms. No request is decided. The proxy gives back the release units
+-- Redis reserved for it at release_at_ms (Redis time), records the units it admitted (used) at
+-- used_at_ms (no earlier than the last of them; 0 for now) and those it denied at now, and is
+-- reserved up to want units more, counted as accepted at now so that no other proxy can be
+-- granted them. Returns {granted, now_ms, limit, window_ms, remaining,
 -- reset_after_ms, retry_after_ms (when nothing could be granted), suppression_factor * 1e6}.
 
 local REBASE_AFTER = 1073741824 -- 2^30 ms
@@ -194,6 +195,21 @@ local lo = 6 + 6 * nlimits
 if ARGV[lo + 1] == 'lease' then
   local release, release_at = tonumber(ARGV[lo + 2]), tonumber(ARGV[lo + 3])
   local used, denied, want = tonumber(ARGV[lo + 4]), tonumber(ARGV[lo + 5]), tonumber(ARGV[lo + 6])
+  local used_at = tonumber(ARGV[lo + 7] or '0')
+  if used_at <= 0 or used_at > now then used_at = now end
+  if used_at < base then used_at = base end
+  -- add_at counts c accepted units at time `at` (<= now): into the newest bucket unless a new one
+  -- can start there; a bucket's end never moves back, so units are never counted short.
+  local function add_at(r, l, c, at)
+    local n = #r.b
+    if n == 0 or (at - (base + r.b[n][1]) >= l.group and at >= base + r.b[n][2] and n < l.buckets) then
+      n = n + 1
+      r.b[n] = {at - base, at - base, 0, 0}
+    end
+    if at - base > r.b[n][2] then r.b[n][2] = at - base end
+    r.b[n][3] = clamp(r.b[n][3] + c)
+    r.sa = r.sa + c
+  end
   local grant, retry, sf = want, 0, 0
   for i, l in ipairs(limits) do
     local r = st.rings[i]
@@ -211,7 +227,7 @@ if ARGV[lo + 1] == 'lease' then
         end
       end
     end
-    if used > 0 then add(r, l, used, false) end
+    if used > 0 then add_at(r, l, used, used_at) end
     if denied > 0 then add(r, l, denied, true) end
     -- Suppressed: below the soft quota, reserve up to it (those requests pass unsuppressed);
     -- above, up to the hard quota, spent locally under the suppression factor.

@@ -65,6 +65,18 @@ func TestLease(t *testing.T) {
 			{at: 100, lease: &Lease{Release: 100, ReleaseAtMs: t0, Used: 100, Denied: 900, Want: 50},
 				want: Grant{Units: 50, SuppressionFactor: 0.9}},
 		}},
+		{"used units count from the last admission, when the proxy says when it was", abs, []step{
+			{at: 0, lease: &Lease{Want: 100}, want: Grant{Units: 100, Remaining: 0}},
+			{at: 100, lease: &Lease{Release: 100, ReleaseAtMs: t0, Used: 100, UsedAtMs: t0 + 5}, want: Grant{Remaining: 0, RetryAfterMs: 905}},
+			{at: 1004, decide: 1, allow: false},
+			{at: 1005, decide: 1, allow: true},
+		}},
+		{"a time in the future counts as now", abs, []step{
+			{at: 0, lease: &Lease{Want: 10}, want: Grant{Units: 10, Remaining: 90}},
+			{at: 50, lease: &Lease{Release: 10, ReleaseAtMs: t0, Used: 10, UsedAtMs: t0 + 5000}, want: Grant{Remaining: 90}},
+			{at: 1049, decide: 91, allow: false}, // the 10 still count, from 50
+			{at: 1050, decide: 91, allow: true},
+		}},
 		{"want 0 with nothing to give back changes nothing", abs, []step{
 			{at: 0, lease: &Lease{}, want: Grant{Remaining: 100}},
 			{at: 1, decide: 100, allow: true},
@@ -107,6 +119,7 @@ func TestLeasesNeverOvershoot(t *testing.T) {
 	p, _ := algorithm.NewPolicy(algorithm.Absolute, 1, limit(t, quota, 1, 50))
 	type proxy struct {
 		reserved, spent, at int64 // the reservation in use and what was admitted against it
+		lastAt              int64 // the time of the last admission
 		next                Grant // the answer in flight, applied at answerAt
 		inflight            bool
 		answerAt            int64
@@ -133,7 +146,7 @@ func TestLeasesNeverOvershoot(t *testing.T) {
 				// send and the answer arrives 1 to 40 ms after it.
 				if !px.inflight && (now+int64(i)*37)%tick == 0 {
 					left := px.reserved - px.spent
-					l := Lease{Release: px.reserved, ReleaseAtMs: px.at, Used: px.spent, Want: max(2*px.demand, left)}
+					l := Lease{Release: px.reserved, ReleaseAtMs: px.at, Used: px.spent, Want: max(2*px.demand, left), UsedAtMs: t0 + px.lastAt}
 					px.answerAt = now + 1 + rng.Int64N(40)
 					px.next = leaseLua(t, key, p, t0+now+rng.Int64N(px.answerAt-now), l)
 					px.inflight, px.demand = true, 0
@@ -148,6 +161,7 @@ func TestLeasesNeverOvershoot(t *testing.T) {
 					px.demand++
 					if px.spent+1 <= px.reserved {
 						px.spent++
+						px.lastAt = now
 						admitted = append(admitted, now)
 					}
 				}

@@ -19,7 +19,7 @@ var Script string
 
 // ScriptSHA is the SHA-1 of Script, the name EVALSHA takes (a test keeps it current; the plugin
 // avoids linking crypto, which pulls WASI functions Envoy lacks).
-const ScriptSHA = "6fcf27befd1cc70cfff5be308ac8a910214e599e"
+const ScriptSHA = "6bdedfe0c3c9ac2d3ba43687905c069274ce10dd"
 
 // Args returns the script's ARGV for a decision of cost units with draw; nowMs < 0 lets the
 // script use Redis TIME (production), a value pins the clock (tests).
@@ -57,6 +57,9 @@ type Lease struct {
 	Release, ReleaseAtMs int64
 	// Used and Denied are the units the proxy admitted and denied locally since that reservation.
 	Used, Denied int64
+	// UsedAtMs (Redis time, no earlier than the last admission; 0 for Redis's now) is when Used
+	// are counted: the earlier, the sooner they leave the window.
+	UsedAtMs int64
 	// Want is how many units to reserve for the proxy's next local decisions.
 	Want int64
 }
@@ -77,7 +80,7 @@ type Grant struct {
 func LeaseArgs(p *algorithm.Policy, l Lease, nowMs int64) []string {
 	args := Args(p, 1, 0, nowMs)
 	return append(args, "lease", strconv.FormatInt(l.Release, 10), strconv.FormatInt(l.ReleaseAtMs, 10),
-		strconv.FormatInt(l.Used, 10), strconv.FormatInt(l.Denied, 10), strconv.FormatInt(l.Want, 10))
+		strconv.FormatInt(l.Used, 10), strconv.FormatInt(l.Denied, 10), strconv.FormatInt(l.Want, 10), strconv.FormatInt(l.UsedAtMs, 10))
 }
 
 // GrantOf reads the script's answer to a lease.
