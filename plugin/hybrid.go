@@ -59,7 +59,7 @@ type lease struct {
 	// this proxy's from above (a grant's Redis time minus its lease's send time), so that
 	// lastSpentAt+redisOffset is a Redis time no earlier than any admission being reported.
 	lastSpentAt, redisOffset int64
-	tracked                          bool // the key's slot is marked for the leader
+	tracked                  bool // the key's slot is marked for the leader
 }
 
 const leaseSize = 19*8 + 1
