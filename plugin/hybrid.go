@@ -26,18 +26,17 @@ import (
 // through shared data) sends, in one /pipeline call, one lease per active key: the reservation
 // to give back, what was admitted and denied against it (the admitted units counted at the time
 // of the last of them, on Redis's clock through an upper bound of the offset: they leave the
-// window late, never early), and the size of the next
-// reservation (twice the key's demand in the last interval, and at least what was left, which
-// covers what workers admit while the answer is in flight). See redislimit.Lease.
+// window late, never early), and the size of the next reservation (twice the key's demand in the
+// last interval, and at least what was left, which covers what workers admit while the answer is
+// in flight). See redislimit.Lease.
 //
 // A key without a valid reservation (new on this proxy, or a missed sync) is decided in Redis
 // like the redis backend, and so is a key whose reservation is spent while the last sync said the
 // window had room left (when it had none, the key is rejected locally until the time it said one
-// unit would fit again). The first such request
-// also sends the key's lease at once, from the worker that saw it, so that decisions turn local
-// after one round trip rather than at the next tick. When Redis cannot be reached, reservations lapse
-// and the failure mode applies (by default "local": the local algorithm on this proxy's shared
-// data).
+// unit would fit again). The first such request also sends the key's lease at once, from the
+// worker that saw it, so that decisions turn local after one round trip rather than at the next
+// tick. When Redis cannot be reached, reservations lapse and the failure mode applies (by default
+// "local": the local algorithm on this proxy's shared data).
 
 // lease is one key's hybrid state in the proxy's shared data (leaseSize bytes, little endian).
 type lease struct {
@@ -269,6 +268,7 @@ type syncer struct {
 	headers    [][2]string
 	buf        []byte      // a lease being encoded
 	sent       []sentLease // the leases of the tick being collected
+	marked     []byte      // the bitmap of the policy being collected
 	lastLogMs  int64
 	m          struct{ syncs, failures, leases host.Metric }
 }
@@ -330,15 +330,18 @@ func validityMs(p *algorithm.Policy, intervalMs int64) int64 {
 	return min(3*intervalMs, shortest/2)
 }
 
-// mark flags slot of ps for the leader's next sync.
-func (s *syncer) mark(ps *policyState, slot uint32) error {
+// mark flags slots of ps for the leader's next sync, in one write.
+func (s *syncer) mark(ps *policyState, slots ...uint32) error {
 	return casUpdate(ps.dirtyKey, func(cur []byte) ([]byte, bool) {
 		bits := bitmapOf(cur, ps.leases.Slots())
-		if bits[slot/8]&(1<<(slot%8)) != 0 {
-			return nil, false
+		write := false
+		for _, slot := range slots {
+			if bits[slot/8]&(1<<(slot%8)) == 0 {
+				bits[slot/8] |= 1 << (slot % 8)
+				write = true
+			}
 		}
-		bits[slot/8] |= 1 << (slot % 8)
-		return bits, true
+		return bits, write
 	})
 }
 
@@ -402,7 +405,7 @@ func (l *limiter) collect(ps *policyState, now int64) {
 	// The host answers every call by its timeout; an answer later than twice that is lost (an
 	// earlier leader's, or one from before a configuration reload).
 	overdue := 2*int64(l.remote.cfg.TimeoutMs) + s.intervalMs
-	var marked []byte
+	marked := s.marked[:0]
 	_ = casUpdate(ps.dirtyKey, func(cur []byte) ([]byte, bool) {
 		marked = append(marked[:0], cur...)
 		if !slices.ContainsFunc(cur, func(b byte) bool { return b != 0 }) {
@@ -453,10 +456,12 @@ func (l *limiter) collect(ps *policyState, now int64) {
 			}
 		}
 	}
-	for _, slot := range still {
-		if err := s.mark(ps, slot); err != nil {
-			ps.logf(now, "floodgate: policy %s: marking a slot for the next sync: %v", ps.cfg.Name, err)
-		}
+	s.marked = marked
+	if len(still) == 0 {
+		return
+	}
+	if err := s.mark(ps, still...); err != nil {
+		ps.logf(now, "floodgate: policy %s: marking slots for the next sync: %v", ps.cfg.Name, err)
 	}
 }
 
