@@ -9,6 +9,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 	"sort"
 	"strings"
@@ -52,6 +53,11 @@ type Redis struct {
 	BreakerCooldownMs int64
 	// SyncIntervalMs is the tick on which hybrid policies sync with Redis.
 	SyncIntervalMs uint32
+	// SyncTimeoutMs bounds one sync call (off the request path: a batch of many keys may take
+	// longer than a decision). Default: 4 sync intervals, at least TimeoutMs, and under half the
+	// shortest window of the hybrid policies.
+	SyncTimeoutMs  uint32
+	syncTimeoutSet bool
 }
 
 // Backends.
@@ -292,6 +298,7 @@ func Parse(data []byte) (*Config, error) {
 	if len(p.errs) > 0 {
 		return nil, p.errs
 	}
+	defaultSyncTimeout(cfg)
 	return cfg, nil
 }
 
@@ -351,8 +358,12 @@ func (p *parser) parse(data []byte) *Config {
 			if pol.Backend == BackendHybrid && cfg.Redis != nil && pol.Compiled != nil {
 				// A reservation must be spent (for at most half the shortest window, see
 				// plugin/hybrid.go) and its answer awaited while Redis still counts it.
-				if w := shortestWindowMs(pol.Limits); w <= 2*int64(cfg.Redis.TimeoutMs) {
-					p.errf(join(path, "backend"), "\"hybrid\" needs every window longer than twice redis.timeout_ms (%d ms); the shortest is %d ms", cfg.Redis.TimeoutMs, w)
+				t := cfg.Redis.TimeoutMs
+				if cfg.Redis.syncTimeoutSet {
+					t = max(t, cfg.Redis.SyncTimeoutMs)
+				}
+				if w := shortestWindowMs(pol.Limits); w <= 2*int64(t) {
+					p.errf(join(path, "backend"), "\"hybrid\" needs every window longer than twice the longer of redis.timeout_ms and redis.sync_timeout_ms (%d ms); the shortest is %d ms", t, w)
 				}
 			}
 			if j, dup := seen[pol.Name]; dup && pol.Name != "" {
@@ -445,7 +456,7 @@ func (p *parser) policy(v gjson.Result, path string) *Policy {
 }
 
 func (p *parser) redis(v gjson.Result, path string) *Redis {
-	if !p.object(v, path, "cluster", "authority", "token", "timeout_ms", "breaker", "sync_interval_ms") {
+	if !p.object(v, path, "cluster", "authority", "token", "timeout_ms", "breaker", "sync_interval_ms", "sync_timeout_ms") {
 		return nil
 	}
 	r := &Redis{TimeoutMs: 50, BreakerFailures: 5, BreakerCooldownMs: 5000, SyncIntervalMs: 100}
@@ -472,6 +483,12 @@ func (p *parser) redis(v gjson.Result, path string) *Redis {
 	if t := v.Get("sync_interval_ms"); t.Exists() {
 		if n, ok := p.integer(t, join(path, "sync_interval_ms"), 10, 10000); ok {
 			r.SyncIntervalMs = uint32(n)
+		}
+	}
+	r.SyncTimeoutMs = max(r.TimeoutMs, 4*r.SyncIntervalMs) // see defaultSyncTimeout
+	if t := v.Get("sync_timeout_ms"); t.Exists() {
+		if n, ok := p.integer(t, join(path, "sync_timeout_ms"), 1, 60000); ok {
+			r.SyncTimeoutMs, r.syncTimeoutSet = uint32(n), true
 		}
 	}
 	if b := v.Get("breaker"); b.Exists() && p.object(b, join(path, "breaker"), "failures", "cooldown_ms") {
@@ -795,6 +812,20 @@ func (p *parser) response(v gjson.Result, path string, r *Response) {
 	if h := v.Get("headers"); h.Exists() {
 		if s, ok := p.oneOf(h, join(path, "headers"), "ietf", "legacy", "both", "none"); ok {
 			r.Headers = map[string]HeaderStyle{"ietf": HeadersIETF, "legacy": HeadersLegacy, "both": HeadersBoth, "none": HeadersNone}[s]
+		}
+	}
+}
+
+// defaultSyncTimeout keeps the default sync timeout under half the shortest window of the hybrid
+// policies (but never under the call timeout, which config refuses then).
+func defaultSyncTimeout(cfg *Config) {
+	if cfg.Redis == nil || cfg.Redis.syncTimeoutSet {
+		return
+	}
+	for _, pol := range cfg.Policies {
+		if pol.Backend == BackendHybrid {
+			half := uint32(min(shortestWindowMs(pol.Limits)/2-1, math.MaxUint32))
+			cfg.Redis.SyncTimeoutMs = max(min(cfg.Redis.SyncTimeoutMs, half), cfg.Redis.TimeoutMs)
 		}
 	}
 }

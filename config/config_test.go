@@ -84,7 +84,8 @@ func TestParseValid(t *testing.T) {
 			"policies":[{"name":"p","key":[{"type":"path"}],"limits":[{"rate":1}],"backend":"hybrid"},
 				{"name":"q","key":[{"type":"path"}],"limits":[{"rate":1}],"backend":"hybrid","failure_mode":"open"}]}`,
 			check: func(t *testing.T, c *Config) {
-				if c.Redis.SyncIntervalMs != 250 || c.Redis.TimeoutMs != 50 {
+				// 4 intervals would be 1000 ms: kept under half the 1 s window.
+				if c.Redis.SyncIntervalMs != 250 || c.Redis.TimeoutMs != 50 || c.Redis.SyncTimeoutMs != 499 {
 					t.Errorf("redis %+v", c.Redis)
 				}
 				if p := c.Policies[0]; p.Backend != BackendHybrid || !p.FallbackLocal || p.FailOpen {
@@ -144,7 +145,10 @@ func TestParseInvalid(t *testing.T) {
 		{name: "hybrid window too short for the timeout", json: `{"redis":{"cluster":"c","token":"t","timeout_ms":500,"sync_interval_ms":5},
 			"policies":[{"name":"p","key":[{"type":"path"}],"limits":[{"rate":100},{"requests":"1000/m"}],"backend":"hybrid"}]}`,
 			want: []string{"redis.sync_interval_ms: must be between 10 and 10000",
-				`policies[0].backend: "hybrid" needs every window longer than twice redis.timeout_ms (500 ms); the shortest is 1000 ms`}},
+				`policies[0].backend: "hybrid" needs every window longer than twice the longer of redis.timeout_ms and redis.sync_timeout_ms (500 ms); the shortest is 1000 ms`}},
+		{name: "hybrid window too short for the sync timeout", json: `{"redis":{"cluster":"c","token":"t","sync_timeout_ms":600},
+			"policies":[{"name":"p","key":[{"type":"path"}],"limits":[{"rate":100}],"backend":"hybrid"}]}`,
+			want: []string{`policies[0].backend: "hybrid" needs every window longer than twice the longer of redis.timeout_ms and redis.sync_timeout_ms (600 ms); the shortest is 1000 ms`}},
 		{name: "redis backend without its section", json: pol(`,"backend":"redis"`), want: []string{`policies[0].backend: "redis" needs the top-level redis section`}},
 		{name: "local fallback on a local policy", json: pol(`,"failure_mode":"local"`), want: []string{`policies[0].failure_mode: "local" applies to the redis and hybrid backends only`}},
 		{name: "redis section problems", json: `{"redis":{"cluster":"","timeout_ms":0,"breaker":{"failures":0}},"policies":[{"name":"a","key":[{"type":"path"}],"limits":[{"rate":1}]}]}`,

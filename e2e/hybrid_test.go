@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -343,5 +344,53 @@ func TestHybridReloadHandsOver(t *testing.T) {
 	// intervals (its admissions count from the sync after them): 3 s hold at least two.
 	if len(steady) < 2*quota || steadyCalls > 150 {
 		t.Fatalf("%d admitted with %d calls in the 3 s after recovery: the new VMs do not decide locally", len(steady), steadyCalls)
+	}
+}
+
+// TestHybridManyKeysSyncInBatches: 600 keys asked three units each within one sync interval (2 s)
+// are hot: the next tick reserves for all of them in /pipeline calls within the helper's limits,
+// after which their requests are decided locally.
+func TestHybridManyKeysSyncInBatches(t *testing.T) {
+	addr, _ := helperFor(t)
+	cfg := strings.Replace(hybridConfig(`[{"requests":"100000/m"}]`, ""), `"sync_interval_ms":100`, `"sync_interval_ms":2000`, 1)
+	h := startHost(t, cfg, 1, withCluster(addr))
+	keys := make([]string, 600)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("10.9.%d.%d:1", i/256, i%256)
+	}
+	// Three requests a key, back to back (under the four that send a lease at once): decided in
+	// Redis, until the tick.
+	for _, k := range keys {
+		for range 3 {
+			send(t, h, k)
+		}
+	}
+	// The next tick sends 600 leases, in calls within the helper's limits (64 KiB, 1000 commands).
+	leases := 0
+	var sizes []int
+	for deadline := time.Now().Add(4 * time.Second); time.Now().Before(deadline) && leases < len(keys); {
+		time.Sleep(50 * time.Millisecond)
+		leases, sizes = 0, sizes[:0]
+		for _, c := range h.HTTPCalls() {
+			if n := strings.Count(string(c.Body), `"lease"`); n > 0 {
+				if c.Status != 200 || len(c.Body) > 64<<10 {
+					t.Fatalf("a pipeline of %d leases, %d bytes: status %d", n, len(c.Body), c.Status)
+				}
+				leases, sizes = leases+n, append(sizes, n)
+			}
+		}
+	}
+	if leases != len(keys) || len(sizes) < 2 {
+		t.Fatalf("lease pipelines of %v, want 600 leases in several calls", sizes)
+	}
+	time.Sleep(100 * time.Millisecond) // the last answers
+	before := len(h.HTTPCalls())
+	for _, k := range keys {
+		if a := send(t, h, k); a.status != 200 {
+			t.Fatalf("%s: %d", k, a.status)
+		}
+	}
+	if calls := len(h.HTTPCalls()) - before; calls > 2 {
+		t.Fatalf("%d calls for 600 requests of reserved keys: decisions should be local", calls)
 	}
 }

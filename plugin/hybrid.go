@@ -251,11 +251,7 @@ func (s *syncer) sendNow(sl sentLease, now func() int64, stream uint32) {
 		_ = host.SetEffectiveContext(s.rootID)
 		defer host.SetEffectiveContext(stream)
 	}
-	batch := []sentLease{sl}
-	if err := s.send(batch, false, now); err != nil {
-		s.r.record(false, now())
-		s.applyAll(batch, nil, err, now())
-	}
+	s.send([]sentLease{sl}, false, now)
 }
 
 // syncer runs the hybrid backend's syncs. Every worker has one; the leader's does the work.
@@ -281,8 +277,12 @@ type sentLease struct {
 	lease  redislimit.Lease
 }
 
-// maxBatch bounds the leases of one /pipeline call (the helper takes up to 1000 commands).
-const maxBatch = 500
+// A /pipeline call carries at most maxBatch leases and maxBatchBytes of body: the helper takes
+// up to 1000 commands and 64 KiB by default (about 250 EVALSHA leases, or 7 EVAL ones).
+const (
+	maxBatch      = 500
+	maxBatchBytes = 60 << 10
+)
 
 func newSyncer(cfg *config.Config, r *remote, token uint64) (*syncer, error) {
 	s := &syncer{r: r, intervalMs: int64(cfg.Redis.SyncIntervalMs), token: token,
@@ -320,8 +320,8 @@ func firstWant(p *algorithm.Policy, intervalMs int64) int64 {
 
 // validityMs is how long a reservation may be spent after its answer arrived: three intervals
 // (a missed tick or two do not interrupt local decisions), and at most half the shortest window,
-// so that Redis still counts the reservation whenever it is spent (config checks that the window
-// also outlasts the call timeout).
+// so that Redis still counts the reservation whenever it is spent: its answer arrives at most a
+// sync timeout after Redis made it, and config checks that this is under half the window too.
 func validityMs(p *algorithm.Policy, intervalMs int64) int64 {
 	shortest := int64(math.MaxInt64)
 	for _, l := range p.Limits() {
@@ -373,7 +373,7 @@ func (s *syncer) lead(now int64) bool {
 }
 
 // tick runs on every VM's timer: the leader sends the leases of every key that has something to
-// sync, in one /pipeline call (or several of maxBatch).
+// sync, in one /pipeline call (or as many as the helper's limits need).
 func (l *limiter) tick() {
 	s := l.sync
 	if s == nil {
@@ -389,13 +389,7 @@ func (l *limiter) tick() {
 			l.collect(ps, now)
 		}
 	}
-	for start := 0; start < len(s.sent); start += maxBatch {
-		batch := append([]sentLease(nil), s.sent[start:min(start+maxBatch, len(s.sent))]...)
-		if err := s.send(batch, false, l.opts.NowMs); err != nil {
-			l.remote.record(false, now)
-			s.applyAll(batch, nil, err, now)
-		}
-	}
+	s.send(s.sent, false, l.opts.NowMs)
 }
 
 // collect takes the marked slots of ps and, for every key with something to sync and no lease in
@@ -404,7 +398,7 @@ func (l *limiter) collect(ps *policyState, now int64) {
 	s := l.sync
 	// The host answers every call by its timeout; an answer later than twice that is lost (an
 	// earlier leader's, or one from before a configuration reload).
-	overdue := 2*int64(l.remote.cfg.TimeoutMs) + s.intervalMs
+	overdue := 2*int64(l.remote.cfg.SyncTimeoutMs) + s.intervalMs
 	marked := s.marked[:0]
 	_ = casUpdate(ps.dirtyKey, func(cur []byte) ([]byte, bool) {
 		marked = append(marked[:0], cur...)
@@ -465,23 +459,38 @@ func (l *limiter) collect(ps *policyState, now int64) {
 	}
 }
 
-// send posts batch as one pipeline of lease scripts. Leases Redis answers NOSCRIPT for (a node
-// that does not know the script yet) are sent once more with EVAL; the others are applied.
-func (s *syncer) send(batch []sentLease, retried bool, now func() int64) error {
+// send posts leases in as many /pipeline calls as the helper's limits need. Leases Redis answers
+// NOSCRIPT for (a node that does not know the script yet) are sent once more with EVAL; the others
+// are applied. A call that cannot be made ends its leases (lost).
+func (s *syncer) send(leases []sentLease, retried bool, now func() int64) {
 	verb, script := "EVALSHA", redislimit.ScriptSHA
 	if retried {
 		verb, script = "EVAL", redislimit.Script
 	}
-	var b strings.Builder
-	b.WriteByte('[')
-	for i, sl := range batch {
-		if i > 0 {
-			b.WriteByte(',')
+	body := []byte{'['}
+	start := 0
+	for i, sl := range leases {
+		cmd := command(verb, script, s.r.redisKey(sl.ps.cfg.Name, sl.h1, sl.h2), redislimit.LeaseArgs(sl.ps.cfg.Compiled, sl.lease, -1))
+		if i > start && (i-start == maxBatch || len(body)+len(cmd)+1 > maxBatchBytes) {
+			s.call(leases[start:i], append(body, ']'), retried, now)
+			body, start = body[:1], i
 		}
-		b.Write(command(verb, script, s.r.redisKey(sl.ps.cfg.Name, sl.h1, sl.h2), redislimit.LeaseArgs(sl.ps.cfg.Compiled, sl.lease, -1)))
+		if i > start {
+			body = append(body, ',')
+		}
+		body = append(body, cmd...)
 	}
-	b.WriteByte(']')
-	_, err := host.HTTPCall(s.r.cfg.Cluster, s.headers, []byte(b.String()), s.r.cfg.TimeoutMs, func(numHeaders, bodySize, _ int) {
+	if start < len(leases) {
+		s.call(leases[start:], append(body, ']'), retried, now)
+	}
+}
+
+// call posts one pipeline of the leases of batch.
+func (s *syncer) call(batch []sentLease, body []byte, retried bool, now func() int64) {
+	batch = slices.Clone(batch) // the caller's slice is reused before the answer comes
+	_ = s.m.syncs.Add(1)
+	_ = s.m.leases.Add(int64(len(batch)))
+	_, err := host.HTTPCall(s.r.cfg.Cluster, s.headers, body, s.r.cfg.SyncTimeoutMs, func(numHeaders, bodySize, _ int) {
 		grants, noscript, err := readGrants(numHeaders, bodySize, len(batch))
 		if !retried && noscript != nil {
 			var again, rest []sentLease
@@ -493,19 +502,19 @@ func (s *syncer) send(batch []sentLease, retried bool, now func() int64) error {
 					rest, restGrants = append(rest, sl), append(restGrants, grants[i])
 				}
 			}
-			if s.send(again, true, now) == nil {
-				if !slices.Contains(restGrants, nil) {
-					err = nil // every failure was a NOSCRIPT
-				}
-				batch, grants = rest, restGrants
+			s.send(again, true, now)
+			if !slices.Contains(restGrants, nil) {
+				err = nil // every failure was a NOSCRIPT
 			}
+			batch, grants = rest, restGrants
 		}
 		s.r.record(err == nil, now())
 		s.applyAll(batch, grants, err, now())
 	})
-	_ = s.m.syncs.Add(1)
-	_ = s.m.leases.Add(int64(len(batch)))
-	return err
+	if err != nil {
+		s.r.record(false, now())
+		s.applyAll(batch, nil, err, now())
+	}
 }
 
 // readGrants reads a pipeline's answers: a nil grant is a lease that failed, and err says why
