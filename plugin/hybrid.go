@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/floodgate-proxy/floodgate/algorithm"
@@ -43,8 +44,9 @@ type lease struct {
 	h1, h2 uint64 // the key's hashes: the Redis key, found again by the leader
 	// reserved units were granted at reservedAt (Redis time); spent of them are admitted.
 	reserved, spent, reservedAt int64
-	// denied units and attempts (all units asked) since the last sync.
-	denied, attempts int64
+	// denied units since the last sync, and attempts (all units asked) since attemptsAt: the last
+	// sync, or the start of the interval they were counted in.
+	denied, attempts, attemptsAt int64
 	// validUntil ends the reservation's use; exhaustedUntil is when the last sync said one unit
 	// would fit again, when it said none did (local times, ms).
 	validUntil, exhaustedUntil int64
@@ -61,7 +63,7 @@ type lease struct {
 	tracked                  bool // the key's slot is marked for the leader
 }
 
-const leaseSize = 19*8 + 1
+const leaseSize = 20*8 + 1
 
 func (l *lease) decode(b []byte) {
 	u := func(i int) int64 { return int64(binary.LittleEndian.Uint64(b[i*8:])) }
@@ -72,20 +74,20 @@ func (l *lease) decode(b []byte) {
 	l.limit, l.windowMs, l.remaining, l.resetAt = u(9), u(10), u(11), u(12)
 	l.sf = math.Float64frombits(uint64(u(13)))
 	l.flight, l.flightUsed, l.flightDenied = u(14), u(15), u(16)
-	l.lastSpentAt, l.redisOffset = u(17), u(18)
-	l.tracked = b[19*8] == 1
+	l.lastSpentAt, l.redisOffset, l.attemptsAt = u(17), u(18), u(19)
+	l.tracked = b[20*8] == 1
 }
 
 func (l *lease) encode(b []byte) []byte {
 	b = b[:leaseSize]
 	for i, v := range []int64{int64(l.h1), int64(l.h2), l.reserved, l.spent, l.reservedAt, l.denied, l.attempts,
 		l.validUntil, l.exhaustedUntil, l.limit, l.windowMs, l.remaining, l.resetAt, int64(math.Float64bits(l.sf)),
-		l.flight, l.flightUsed, l.flightDenied, l.lastSpentAt, l.redisOffset} {
+		l.flight, l.flightUsed, l.flightDenied, l.lastSpentAt, l.redisOffset, l.attemptsAt} {
 		binary.LittleEndian.PutUint64(b[i*8:], uint64(v))
 	}
-	b[19*8] = 0
+	b[20*8] = 0
 	if l.tracked {
-		b[19*8] = 1
+		b[20*8] = 1
 	}
 	return b
 }
@@ -98,7 +100,8 @@ const (
 	sendAttempts = 4
 )
 
-// needsSync tells whether the leader has something to send for the key.
+// needsSync tells whether the leader has something to send for the key: a cold key's workers do
+// not even mark it.
 func (l *lease) needsSync() bool {
 	return l.reserved > 0 || l.spent > 0 || l.denied > 0 || l.attempts >= hotAttempts || l.flight != 0
 }
@@ -119,7 +122,7 @@ func (l *lease) send(now int64) redislimit.Lease {
 		sent.UsedAtMs = l.lastSpentAt + l.redisOffset
 	}
 	l.flight, l.flightUsed, l.flightDenied = now, l.spent, l.denied
-	l.reserved, l.spent, l.denied, l.attempts = left, 0, 0, 0
+	l.reserved, l.spent, l.denied, l.attempts, l.attemptsAt = left, 0, 0, 0, now
 	return sent
 }
 
@@ -162,6 +165,9 @@ func keyHashes(key []byte) (uint64, uint64) {
 // decideLease decides a request on the key's lease, in place in buf. remote is set when the
 // request must be decided in Redis instead; the lease then only counts the attempt.
 func (l *lease) decideLease(p *algorithm.Policy, now, cost int64, draw float64, intervalMs int64) (res algorithm.Result, remote bool) {
+	if now-l.attemptsAt >= intervalMs && !l.tracked {
+		l.attempts, l.attemptsAt = 0, now // a key no sync counts for: demand per interval
+	}
 	l.attempts += cost
 	valid := now < l.validUntil
 	res = algorithm.Result{Limit: l.limit, WindowMs: l.windowMs, Decider: -1,
@@ -175,7 +181,7 @@ func (l *lease) decideLease(p *algorithm.Policy, now, cost int64, draw float64, 
 			res.RetryAfterMs = intervalMs
 			return res, false
 		}
-		l.spent, l.lastSpentAt = l.spent+cost, now
+		l.spent, l.lastSpentAt = l.spent+cost, max(l.lastSpentAt, now) // now may be older than another worker's
 		res.Allowed, res.SuppressionFactor = true, l.sf
 		return res, false
 	case l.limit > 0 && cost > l.limit:
@@ -203,8 +209,9 @@ func (l *limiter) decideHybrid(ps *policyState, key []byte, now, cost int64, str
 	h1, h2 := keyHashes(key)
 	draw := l.opts.Rand()
 	mark, sendNow := false, false
+	canSend := !l.remote.breakerOpen(now) // an open breaker stops every call but the tick's
 	var sent redislimit.Lease
-	_, err = ps.leases.UpdateHash(h1, now, ps.ttlMs, func(cur []byte) ([]byte, bool) {
+	info, err := ps.leases.UpdateHash(h1, now, ps.ttlMs, func(cur []byte) ([]byte, bool) {
 		var ls lease
 		if cur != nil {
 			ls.decode(cur)
@@ -212,14 +219,18 @@ func (l *limiter) decideHybrid(ps *policyState, key []byte, now, cost int64, str
 			ls.h1, ls.h2 = h1, h2
 		}
 		res, remote = ls.decideLease(ps.cfg.Compiled, now, cost, draw, l.sync.intervalMs)
-		if sendNow = remote && ls.flight == 0 && ls.attempts >= sendAttempts; sendNow {
+		if sendNow = remote && canSend && ls.flight == 0 && ls.attempts >= sendAttempts; sendNow {
 			sent = ls.send(now)
 			sent.Want = max(sent.Want, ps.firstWant)
 		}
-		mark = !ls.tracked
-		ls.tracked = true
+		if mark = !ls.tracked && ls.needsSync(); mark {
+			ls.tracked = true
+		}
 		return ls.encode(l.sync.buf), true
 	})
+	if info.Evicted {
+		_ = ps.m.evictions.Add(1)
+	}
 	if err != nil {
 		return res, remote, err
 	}
@@ -285,8 +296,16 @@ const (
 )
 
 func newSyncer(cfg *config.Config, r *remote, token uint64) (*syncer, error) {
-	s := &syncer{r: r, intervalMs: int64(cfg.Redis.SyncIntervalMs), token: token,
-		leaderKey: cfg.SharedData.Prefix + ":hybrid:leader", buf: make([]byte, leaseSize)}
+	// One leader per set of hybrid policies: plugins sharing the prefix with other policies (Istio
+	// gives every plugin of a proxy one vm_id) elect their own, which syncs their leases.
+	var names []byte
+	for _, p := range cfg.Policies {
+		if p.Backend == config.BackendHybrid {
+			names = append(append(names, p.Name...), 0)
+		}
+	}
+	s := &syncer{r: r, intervalMs: int64(cfg.Redis.SyncIntervalMs), token: token, buf: make([]byte, leaseSize),
+		leaderKey: cfg.SharedData.Prefix + ":hybrid:leader:" + strconv.FormatUint(store.Hash(names), 36)}
 	for _, h := range r.headers {
 		if h[0] == ":path" {
 			h[1] = "/pipeline"
@@ -336,6 +355,9 @@ func (s *syncer) mark(ps *policyState, slots ...uint32) error {
 		bits := bitmapOf(cur, ps.leases.Slots())
 		write := false
 		for _, slot := range slots {
+			if int(slot/8) >= len(bits) {
+				continue
+			}
 			if bits[slot/8]&(1<<(slot%8)) == 0 {
 				bits[slot/8] |= 1 << (slot % 8)
 				write = true
@@ -380,9 +402,12 @@ func (l *limiter) tick() {
 		return
 	}
 	now := l.opts.NowMs()
-	if !s.lead(now) || l.remote.breakerOpen(now) {
+	if !s.lead(now) {
 		return
 	}
+	// Syncs go on while the breaker is open: one call a tick, off the request path, and what
+	// workers admitted must reach Redis before their reservations leave its window. A sync that
+	// succeeds closes the breaker.
 	s.sent = s.sent[:0]
 	for _, ps := range l.policies {
 		if ps.cfg.Backend == config.BackendHybrid {
@@ -396,9 +421,9 @@ func (l *limiter) tick() {
 // flight, moves its lease in flight (a lease whose answer is overdue is declared lost first).
 func (l *limiter) collect(ps *policyState, now int64) {
 	s := l.sync
-	// The host answers every call by its timeout; an answer later than twice that is lost (an
-	// earlier leader's, or one from before a configuration reload).
-	overdue := 2*int64(l.remote.cfg.SyncTimeoutMs) + s.intervalMs
+	// The host answers every call by its timeout: a lease in flight for longer (plus a tick of
+	// slack) will not be answered here (an earlier leader's, or one from before a reload).
+	overdue := int64(l.remote.cfg.SyncTimeoutMs) + s.intervalMs
 	marked := s.marked[:0]
 	_ = casUpdate(ps.dirtyKey, func(cur []byte) ([]byte, bool) {
 		marked = append(marked[:0], cur...)
@@ -407,47 +432,53 @@ func (l *limiter) collect(ps *policyState, now int64) {
 		}
 		return make([]byte, len(cur)), true
 	})
-	still := make([]uint32, 0, 8)
+	slots := ps.unmarked // slots a failed write could not mark again last tick
+	ps.unmarked = nil
 	for i, b := range marked {
 		for bit := 0; b != 0 && bit < 8; bit++ {
-			if b&(1<<bit) == 0 {
-				continue
+			if b&(1<<bit) != 0 {
+				slots = append(slots, uint32(i*8+bit))
 			}
-			slot := uint32(i*8 + bit)
-			n := len(s.sent)
-			keep := false
-			err := ps.leases.UpdateSlot(slot, now, ps.ttlMs, func(live [][]byte) bool {
-				s.sent, keep = s.sent[:n], false
-				write := false
-				for _, p := range live {
-					var ls lease
-					ls.decode(p)
-					if !ls.needsSync() {
-						if ls.tracked || ls.attempts > 0 {
-							ls.tracked, ls.attempts, write = false, 0, true
-							ls.encode(p)
-						}
+		}
+	}
+	still := make([]uint32, 0, 8)
+	for _, slot := range slots {
+		if slot >= ps.leases.Slots() {
+			continue // marked under a configuration with more slots
+		}
+		n := len(s.sent)
+		keep := false
+		err := ps.leases.UpdateSlot(slot, now, ps.ttlMs, func(live [][]byte) bool {
+			s.sent, keep = s.sent[:n], false
+			write := false
+			for _, p := range live {
+				var ls lease
+				ls.decode(p)
+				if !ls.needsSync() {
+					if ls.tracked || ls.attempts > 0 {
+						ls.tracked, ls.attempts, write = false, 0, true
+						ls.encode(p)
+					}
+					continue
+				}
+				keep = true
+				if ls.flight != 0 {
+					if now-ls.flight <= overdue {
 						continue
 					}
-					keep = true
-					if ls.flight != 0 {
-						if now-ls.flight <= overdue {
-							continue
-						}
-						ls.lost()
-					}
-					write = true
-					s.sent = append(s.sent, sentLease{ps: ps, h1: ls.h1, h2: ls.h2, at: now, lease: ls.send(now)})
-					ls.encode(p)
+					ls.lost()
 				}
-				return write
-			})
-			if err != nil {
-				s.sent, keep = s.sent[:n], true
+				write = true
+				s.sent = append(s.sent, sentLease{ps: ps, h1: ls.h1, h2: ls.h2, at: now, lease: ls.send(now)})
+				ls.encode(p)
 			}
-			if keep {
-				still = append(still, slot)
-			}
+			return write
+		})
+		if err != nil {
+			s.sent, keep = s.sent[:n], true
+		}
+		if keep {
+			still = append(still, slot)
 		}
 	}
 	s.marked = marked
@@ -455,6 +486,7 @@ func (l *limiter) collect(ps *policyState, now int64) {
 		return
 	}
 	if err := s.mark(ps, still...); err != nil {
+		ps.unmarked = still // their leases stay tracked: the next tick visits them anyway
 		ps.logf(now, "floodgate: policy %s: marking slots for the next sync: %v", ps.cfg.Name, err)
 	}
 }
@@ -471,7 +503,7 @@ func (s *syncer) send(leases []sentLease, retried bool, now func() int64) {
 	start := 0
 	for i, sl := range leases {
 		cmd := command(verb, script, s.r.redisKey(sl.ps.cfg.Name, sl.h1, sl.h2), redislimit.LeaseArgs(sl.ps.cfg.Compiled, sl.lease, -1))
-		if i > start && (i-start == maxBatch || len(body)+len(cmd)+1 > maxBatchBytes) {
+		if i > start && (i-start == maxBatch || len(body)+len(cmd)+2 > maxBatchBytes) {
 			s.call(leases[start:i], append(body, ']'), retried, now)
 			body, start = body[:1], i
 		}

@@ -1,11 +1,15 @@
 package plugin
 
 import (
+	"encoding/binary"
 	"testing"
 
 	"github.com/floodgate-proxy/floodgate/algorithm"
+	"github.com/floodgate-proxy/floodgate/config"
+	"github.com/floodgate-proxy/floodgate/internal/host"
 	"github.com/floodgate-proxy/floodgate/redislimit"
 	"github.com/floodgate-proxy/floodgate/store"
+	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/proxytest"
 )
 
 func TestLeaseCodec(t *testing.T) {
@@ -124,4 +128,73 @@ func TestKeyHashesNameRedisKeysAsBefore(t *testing.T) {
 	if h1 != store.Hash(key) || h2 != store.Hash(append([]byte{0xff}, key...)) {
 		t.Fatal("keyHashes must keep the Redis names of existing keys")
 	}
+}
+
+const hybridTestConfig = `{"redis":{"cluster":"c","token":"t","breaker":{"failures":1,"cooldown_ms":60000}},
+ "policies":[{"name":"p","key":[{"type":"client_ip"}],"limits":[{"rate":100}],"backend":"hybrid"}]}`
+
+// With the breaker open, a key without a reservation is decided by the failure mode and sends no
+// lease of its own (only the leader's tick calls the helper then).
+func TestHybridOpenBreakerStopsLeasesFromRequests(t *testing.T) {
+	e := newEmulated(t, hybridTestConfig)
+	open := binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint32(nil, 0), uint64(e.now.Load()+60000))
+	if err := host.SetSharedData("floodgate:breaker:c", open, 0); err != nil {
+		t.Fatal(err)
+	}
+	answered := 0
+	for i := 0; i < 40; i++ {
+		e.Send(t, "10.0.0.1:1", [][2]string{{":path", "/"}})
+		calls := e.host.GetCalloutAttributesFromContext(proxytest.PluginContextID)
+		for _, c := range calls[answered:] {
+			e.host.CallOnHttpCallResponse(c.CalloutID, [][2]string{{":status", "503"}}, nil, []byte("no healthy upstream"))
+		}
+		answered = len(calls)
+	}
+	t.Logf("breaker open: 40 requests made %d callouts (syncs metric %d, sync_failures %d, fallbacks %d)", answered,
+		e.Metric(t, "floodgate.hybrid.syncs"), e.Metric(t, "floodgate.hybrid.sync_failures"), e.Metric(t, "floodgate.p.fallbacks"))
+	if answered > 0 {
+		t.Errorf("%d lease callouts to the helper while its breaker is open", answered)
+	}
+}
+
+// A bitmap left by a configuration with more slots (a reload) is read safely by the new leader.
+func TestHybridTickAfterSlotsShrink(t *testing.T) {
+	newEmulated(t, hybridTestConfig)
+	// Old configuration: 64 slots; one hot lease in slot >= 16 with a reservation, marked.
+	old, _ := store.New(sharedData{}, store.Options{Prefix: "floodgate:p:lease", Slots: 64, PayloadSize: leaseSize})
+	var h1, h2 uint64
+	for i := 0; ; i++ {
+		h1, h2 = keyHashes([]byte{byte(i), 'k'})
+		if h1%64 >= 16 {
+			break
+		}
+	}
+	now := int64(1_000_000)
+	if _, err := old.UpdateHash(h1, now, 1000, func([]byte) ([]byte, bool) {
+		l := lease{h1: h1, h2: h2, reserved: 5, validUntil: now + 300, tracked: true}
+		return l.encode(make([]byte, leaseSize)), true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	bits := make([]byte, 64/8)
+	s := old.SlotOf(h1)
+	bits[s/8] |= 1 << (s % 8)
+	if err := host.SetSharedData("floodgate:p:lease:marked", bits, 0); err != nil {
+		t.Fatal(err)
+	}
+	// New configuration: 16 slots.
+	cfg, err := config.Parse([]byte(`{"shared_data":{"slots":16},` + hybridTestConfig[1:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := newLimiter(cfg, Options{NowMs: func() int64 { return now + 10 }, Rand: func() float64 { return 0.5 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			t.Errorf("tick panicked: %v", r)
+		}
+	}()
+	l.tick()
 }

@@ -33,7 +33,8 @@ type policyState struct {
 	leases     *store.Store
 	dirtyKey   string
 	validityMs int64
-	firstWant  int64 // the first reservation of a key: twice what the limit allows per interval
+	firstWant  int64    // the first reservation of a key: twice what the limit allows per interval
+	unmarked   []uint32 // slots the leader could not mark again (see collect)
 	// Error logs are rate-limited to one a second per policy.
 	lastLogMs int64
 	quiet     int
@@ -171,8 +172,14 @@ func (l *limiter) run(ev *evaluation, resume func(verdict)) (verdict, bool) {
 		remote := ps.cfg.Backend == config.BackendRedis
 		if ps.cfg.Backend == config.BackendHybrid {
 			res, viaRedis, err := l.decideHybrid(ps, key, ev.now, cost, ev.stream)
-			if err != nil || !viaRedis {
-				if v, stop := l.apply(ev, ps, key, cost, res, err); stop {
+			if err != nil {
+				// The lease could not be read or written (contention): Redis decides, exactly; the
+				// local store would start from nothing.
+				ps.logf(ev.now, "floodgate: policy %s: lease: %v", ps.cfg.Name, err)
+				viaRedis = true
+			}
+			if !viaRedis {
+				if v, stop := l.apply(ev, ps, key, cost, res, nil); stop {
 					return v, false
 				}
 				continue

@@ -210,7 +210,10 @@ if ARGV[lo + 1] == 'lease' then
     r.b[n][3] = clamp(r.b[n][3] + c)
     r.sa = r.sa + c
   end
-  local grant, retry, sf = want, 0, 0
+  -- room is what every limit has left; freed is what this proxy gives back and did not use,
+  -- which it may have spent while this call travelled: granting that much back only relabels
+  -- units Redis counted already, so it is granted whatever the caps say.
+  local room, freed, retry, sf = want, math.max(release - used, 0), 0, 0
   for i, l in ipairs(limits) do
     local r = st.rings[i]
     if release > 0 then
@@ -236,12 +239,13 @@ if ARGV[lo + 1] == 'lease' then
       cap = l.hard
       if r.sa + 1 <= cap then sf = math.max(sf, suppression_factor(r, l)) end
     end
-    grant = math.min(grant, math.max(cap - r.sa, 0))
+    room = math.min(room, math.max(cap - r.sa, 0))
     if r.sa + 1 > cap then
       local ms = fits_after(r, l, r.sa, 1, cap)
       retry = math.max(retry, ms)
     end
   end
+  local grant = math.min(want, math.max(room, freed))
   if grant > 0 then
     for i, l in ipairs(limits) do add(st.rings[i], l, grant, false) end
   else

@@ -77,6 +77,13 @@ func TestLease(t *testing.T) {
 			{at: 1049, decide: 91, allow: false}, // the 10 still count, from 50
 			{at: 1050, decide: 91, allow: true},
 		}},
+		{"what a release frees is granted back even above the cap (suppressed, back under the soft quota)", sup, []step{
+			{at: 0, lease: &Lease{Want: 100}, want: Grant{Units: 100}},                                    // B: the soft quota
+			{at: 10, lease: &Lease{Want: 50}, want: Grant{Units: 50}},                                     // A: above it
+			{at: 100, lease: &Lease{Release: 100, ReleaseAtMs: t0, Used: 70}, want: Grant{Units: 0}},      // B: 70 used
+			{at: 110, lease: &Lease{Release: 50, ReleaseAtMs: t0 + 10, Want: 50}, want: Grant{Units: 50}}, // A may have spent its 50 meanwhile
+			{at: 120, lease: &Lease{Want: 200}, want: Grant{Units: 80, RetryAfterMs: 0}},                  // up to the hard 200: 70 + 50 + 80
+		}},
 		{"want 0 with nothing to give back changes nothing", abs, []step{
 			{at: 0, lease: &Lease{}, want: Grant{Remaining: 100}},
 			{at: 1, decide: 100, allow: true},
@@ -96,7 +103,7 @@ func TestLease(t *testing.T) {
 				got := leaseLua(t, key, c.p, t0+s.at, *s.lease)
 				if got.Units != s.want.Units || got.Remaining != s.want.Remaining ||
 					(s.want.RetryAfterMs > 0 && got.RetryAfterMs != s.want.RetryAfterMs) ||
-					(s.want.AtMs > 0 && got.AtMs != s.want.AtMs) || math.Abs(got.SuppressionFactor-s.want.SuppressionFactor) > 1e-6 {
+					(s.want.AtMs > 0 && got.AtMs != s.want.AtMs) || (s.want.SuppressionFactor > 0 && math.Abs(got.SuppressionFactor-s.want.SuppressionFactor) > 1e-6) {
 					t.Fatalf("step %d: grant %+v, want %+v", i, got, s.want)
 				}
 			}
