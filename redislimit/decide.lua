@@ -247,7 +247,12 @@ if ARGV[lo + 1] == 'lease' then
   end
   local grant = math.min(want, math.max(room, freed))
   if grant > 0 then
-    for i, l in ipairs(limits) do add(st.rings[i], l, grant, false) end
+    for i, l in ipairs(limits) do
+      local r = st.rings[i]
+      add(r, l, grant, false)
+      -- What is granted above the soft quota is spent under the factor too.
+      if strategy == 2 and r.sa > l.quota then sf = math.max(sf, suppression_factor(r, l)) end
+    end
   else
     grant = 0
   end

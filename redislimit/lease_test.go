@@ -63,7 +63,7 @@ func TestLease(t *testing.T) {
 		{"suppressed: above the soft quota, denials raise the factor", sup, []step{
 			{at: 0, lease: &Lease{Want: 100}, want: Grant{Units: 100}},
 			{at: 100, lease: &Lease{Release: 100, ReleaseAtMs: t0, Used: 100, Denied: 900, Want: 50},
-				want: Grant{Units: 50, SuppressionFactor: 0.9}},
+				want: Grant{Units: 50, SuppressionFactor: 1 - 100.0/1050}}, // 150 accepted (with the grant) + 900 denied in 1 s
 		}},
 		{"used units count from the last admission, when the proxy says when it was", abs, []step{
 			{at: 0, lease: &Lease{Want: 100}, want: Grant{Units: 100, Remaining: 0}},

@@ -19,7 +19,7 @@ var Script string
 
 // ScriptSHA is the SHA-1 of Script, the name EVALSHA takes (a test keeps it current; the plugin
 // avoids linking crypto, which pulls WASI functions Envoy lacks).
-const ScriptSHA = "0615bde634a4e02838c387c75ce1cda5ca708124"
+const ScriptSHA = "79cdfa9592ab19a903486ef70737ce36d56396b3"
 
 // Args returns the script's ARGV for a decision of cost units with draw; nowMs < 0 lets the
 // script use Redis TIME (production), a value pins the clock (tests).
