@@ -208,9 +208,7 @@ func (l *lease) decideLease(p *algorithm.Policy, now, cost int64, draw float64, 
 func (l *limiter) decideHybrid(ps *policyState, key []byte, now, cost int64, stream uint32) (res algorithm.Result, remote bool, err error) {
 	h1, h2 := keyHashes(key)
 	draw := l.opts.Rand()
-	mark, sendNow := false, false
-	canSend := !l.remote.breakerOpen(now) // an open breaker stops every call but the tick's
-	var sent redislimit.Lease
+	mark, wantSend := false, false
 	info, err := ps.leases.UpdateHash(h1, now, ps.ttlMs, func(cur []byte) ([]byte, bool) {
 		var ls lease
 		if cur != nil {
@@ -219,10 +217,7 @@ func (l *limiter) decideHybrid(ps *policyState, key []byte, now, cost int64, str
 			ls.h1, ls.h2 = h1, h2
 		}
 		res, remote = ls.decideLease(ps.cfg.Compiled, now, cost, draw, l.sync.intervalMs)
-		if sendNow = remote && canSend && ls.flight == 0 && ls.attempts >= sendAttempts; sendNow {
-			sent = ls.send(now)
-			sent.Want = max(sent.Want, ps.firstWant)
-		}
+		wantSend = remote && ls.flight == 0 && ls.attempts >= sendAttempts
 		if mark = !ls.tracked && ls.needsSync(); mark {
 			ls.tracked = true
 		}
@@ -238,21 +233,42 @@ func (l *limiter) decideHybrid(ps *policyState, key []byte, now, cost int64, str
 		if merr := l.sync.mark(ps, ps.leases.SlotOf(h1)); merr != nil {
 			// The decision stands; a later request of the key marks it again.
 			ps.logf(now, "floodgate: policy %s: marking a key for the sync: %v", ps.cfg.Name, merr)
-			_, _ = ps.leases.UpdateHash(h1, now, ps.ttlMs, func(cur []byte) ([]byte, bool) {
-				var ls lease
-				if cur == nil {
-					return nil, false
-				}
-				ls.decode(cur)
-				ls.tracked = false
-				return ls.encode(cur), true
-			})
+			_ = updateLease(ps, h1, now, func(ls *lease) bool { ls.tracked = false; return true })
 		}
 	}
-	if sendNow {
-		l.sync.sendNow(sentLease{ps: ps, h1: h1, h2: h2, at: now, lease: sent}, l.opts.NowMs, stream)
+	// Off the hot path (the request goes to Redis anyway): send the key's lease now, unless the
+	// breaker stops every call but the tick's, or another worker sent it meanwhile.
+	if wantSend && !l.remote.breakerOpen(now) {
+		var sent redislimit.Lease
+		moved := false
+		_ = updateLease(ps, h1, now, func(ls *lease) bool {
+			if moved = ls.flight == 0 && ls.attempts >= sendAttempts; moved {
+				sent = ls.send(now)
+				sent.Want = max(sent.Want, ps.firstWant)
+			}
+			return moved
+		})
+		if moved {
+			l.sync.sendNow(sentLease{ps: ps, h1: h1, h2: h2, at: now, lease: sent}, l.opts.NowMs, stream)
+		}
 	}
-	return res, remote, err
+	return res, remote, nil
+}
+
+// updateLease runs fn on the key's lease, if it still has one, and stores it when fn says so.
+func updateLease(ps *policyState, h1 uint64, now int64, fn func(*lease) bool) error {
+	_, err := ps.leases.UpdateHash(h1, now, ps.ttlMs, func(cur []byte) ([]byte, bool) {
+		if cur == nil {
+			return nil, false
+		}
+		var ls lease
+		ls.decode(cur)
+		if !fn(&ls) {
+			return nil, false
+		}
+		return ls.encode(cur), true
+	})
+	return err
 }
 
 // sendNow sends one lease outside the tick, from the root context (a call made by a request's
@@ -617,20 +633,17 @@ func (s *syncer) applyAll(batch []sentLease, grants []*redislimit.Grant, err err
 			g = grants[i]
 		}
 		ps := sl.ps
-		_, uerr := ps.leases.UpdateHash(sl.h1, now, ps.ttlMs, func(cur []byte) ([]byte, bool) {
-			var ls lease
-			if cur == nil {
-				return nil, false // evicted meanwhile: Redis lets the reservation age out
-			}
-			if ls.decode(cur); ls.flight != sl.at {
-				return nil, false
+		// A lease evicted meanwhile is not updated: Redis lets its reservation age out.
+		uerr := updateLease(ps, sl.h1, now, func(ls *lease) bool {
+			if ls.flight != sl.at {
+				return false
 			}
 			if g == nil {
 				ls.lost()
 			} else {
 				ls.granted(g, now, ps.validityMs)
 			}
-			return ls.encode(cur), true
+			return true
 		})
 		if uerr != nil {
 			ps.logf(now, "floodgate: policy %s: applying a sync: %v", ps.cfg.Name, uerr)
