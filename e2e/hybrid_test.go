@@ -421,3 +421,21 @@ func TestHybridManyKeysSyncInBatches(t *testing.T) {
 		t.Fatalf("%d calls for 600 requests of reserved keys: decisions should be local", calls)
 	}
 }
+
+// TestHybridSurvivesEnvoyWASIProfileWithFrequentGC: ticks, syncs, callouts and their callbacks
+// under GOGC=1 never make the Go runtime wait (poll_oneoff is ENOSYS in Envoy 1.33).
+func TestHybridSurvivesEnvoyWASIProfileWithFrequentGC(t *testing.T) {
+	addr, _ := helperFor(t)
+	h := startHost(t, hybridConfig(`[{"rate":1000}]`, ""), 2, withCluster(addr),
+		func(c *envoyhost.Config) { c.Env = map[string]string{"GOGC": "1"} })
+	hammer(t, h, 4, 5000, func(i int) string { return fmt.Sprintf("10.8.0.%d:1", i%16) })
+	if calls := h.ImportCalls()["wasi_snapshot_preview1.poll_oneoff"]; calls != 0 {
+		t.Fatalf("poll_oneoff called %d times", calls)
+	}
+	if f := h.Failures(); len(f) > 0 {
+		t.Fatal(f)
+	}
+	if metric(t, h, "floodgate.hybrid.syncs") == 0 {
+		t.Fatal("no sync ran")
+	}
+}
