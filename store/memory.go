@@ -43,6 +43,9 @@ func (m *Memory) Set(key string, value []byte, cas uint32) error {
 		return types.ErrorStatusCasMismatch
 	}
 	m.cas++
+	if m.cas == 0 { // 0 means "no CAS"; skip it on wrap-around
+		m.cas++
+	}
 	if ok {
 		m.bytes -= len(it.value)
 	} else {
@@ -65,4 +68,15 @@ func (m *Memory) TotalBytes() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.bytes
+}
+
+// Keys returns every key (in no order).
+func (m *Memory) Keys() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	keys := make([]string, 0, len(m.items))
+	for k := range m.items {
+		keys = append(keys, k)
+	}
+	return keys
 }
