@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -568,19 +567,13 @@ func (s *syncer) call(batch []sentLease, body []byte, retried bool, now func() i
 // readGrants reads a pipeline's answers: a nil grant is a lease that failed, and err says why
 // (the first reason); noscript, when not nil, marks the leases Redis answered NOSCRIPT for.
 func readGrants(numHeaders, bodySize, n int) (grants []*redislimit.Grant, noscript []bool, err error) {
-	if numHeaders == 0 {
-		return nil, nil, errors.New("the call was reset")
-	}
-	headers, err := host.HTTPCallResponseHeaders()
+	status, body, err := helperAnswer(numHeaders, bodySize)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading the answer: %w", err)
+		return nil, nil, err
 	}
-	for _, kv := range headers {
-		if kv[0] == ":status" && kv[1] != "200" {
-			return nil, nil, fmt.Errorf("helper answered %s", kv[1])
-		}
+	if status != "200" {
+		return nil, nil, fmt.Errorf("helper answered %s", status)
 	}
-	body, _ := host.HTTPCallResponseBody(bodySize)
 	answers := gjson.ParseBytes(body)
 	if !answers.IsArray() || len(answers.Array()) != n {
 		return nil, nil, fmt.Errorf("helper answered %.80q", body)
@@ -600,10 +593,7 @@ func readGrants(numHeaders, bodySize, n int) (grants []*redislimit.Grant, noscri
 			}
 			continue
 		}
-		ints = ints[:0]
-		for _, v := range a.Get("result").Array() {
-			ints = append(ints, v.Int())
-		}
+		ints, _ = resultInts(a, ints[:0]) // not an array: no values, which GrantOf refuses
 		g, gerr := redislimit.GrantOf(ints)
 		if gerr != nil {
 			if err == nil {

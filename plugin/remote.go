@@ -92,35 +92,53 @@ func (r *remote) decide(ps *policyState, key []byte, cost int64, draw float64, s
 	return nil
 }
 
-// readAnswer reads the helper's answer in the running callback.
-func readAnswer(numHeaders, bodySize int) (res algorithm.Result, noscript bool, err error) {
+// helperAnswer reads the status and the body of the helper's answer in the running callback.
+func helperAnswer(numHeaders, bodySize int) (status string, body []byte, err error) {
 	if numHeaders == 0 {
-		return res, false, errors.New("the call was reset")
+		return "", nil, errors.New("the call was reset")
 	}
 	headers, err := host.HTTPCallResponseHeaders()
 	if err != nil {
-		return res, false, fmt.Errorf("reading the answer: %w", err)
+		return "", nil, fmt.Errorf("reading the answer: %w", err)
 	}
-	status := ""
 	for _, kv := range headers {
 		if kv[0] == ":status" {
 			status = kv[1]
 		}
 	}
-	body, _ := host.HTTPCallResponseBody(bodySize)
-	if msg := gjson.GetBytes(body, "error"); msg.Exists() {
+	body, _ = host.HTTPCallResponseBody(bodySize)
+	return status, body, nil
+}
+
+// resultInts reads an answer's "result", an array of integers, into dst; ok is false when it
+// is not an array.
+func resultInts(answer gjson.Result, dst []int64) (ints []int64, ok bool) {
+	values := answer.Get("result")
+	if !values.IsArray() {
+		return dst, false
+	}
+	for _, v := range values.Array() {
+		dst = append(dst, v.Int())
+	}
+	return dst, true
+}
+
+// readAnswer reads the helper's answer to one decision in the running callback.
+func readAnswer(numHeaders, bodySize int) (res algorithm.Result, noscript bool, err error) {
+	status, body, err := helperAnswer(numHeaders, bodySize)
+	if err != nil {
+		return res, false, err
+	}
+	answer := gjson.ParseBytes(body)
+	if msg := answer.Get("error"); msg.Exists() {
 		return res, strings.HasPrefix(msg.String(), "NOSCRIPT"), fmt.Errorf("helper answered %s: %s", status, msg.String())
 	}
 	if status != "200" {
 		return res, false, fmt.Errorf("helper answered %s", status)
 	}
-	values := gjson.GetBytes(body, "result")
-	if !values.IsArray() {
+	ints, ok := resultInts(answer, make([]int64, 0, 11))
+	if !ok {
 		return res, false, fmt.Errorf("helper answered %.80q", body)
-	}
-	ints := make([]int64, 0, 11)
-	for _, v := range values.Array() {
-		ints = append(ints, v.Int())
 	}
 	res, err = redislimit.Result(ints)
 	return res, false, err
