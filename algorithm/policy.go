@@ -129,6 +129,15 @@ func (p *Policy) LongestWindowMs() int64 {
 	return w
 }
 
+// ShortestWindowMs returns the shortest window of the policy's limits.
+func (p *Policy) ShortestWindowMs() int64 {
+	w := p.limits[0].WindowMs
+	for _, c := range p.limits[1:] {
+		w = min(w, c.WindowMs)
+	}
+	return w
+}
+
 func (p *Policy) recordSize() int {
 	if p.strategy == Suppressed {
 		return 16

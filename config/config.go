@@ -362,7 +362,7 @@ func (p *parser) parse(data []byte) *Config {
 				if cfg.Redis.syncTimeoutSet {
 					t = max(t, cfg.Redis.SyncTimeoutMs)
 				}
-				if w := shortestWindowMs(pol.Limits); w <= 2*int64(t) {
+				if w := pol.Compiled.ShortestWindowMs(); w <= 2*int64(t) {
 					p.errf(join(path, "backend"), "\"hybrid\" needs every window longer than twice the longer of redis.timeout_ms and redis.sync_timeout_ms (%d ms); the shortest is %d ms", t, w)
 				}
 			}
@@ -824,18 +824,8 @@ func defaultSyncTimeout(cfg *Config) {
 	}
 	for _, pol := range cfg.Policies {
 		if pol.Backend == BackendHybrid {
-			half := uint32(min(shortestWindowMs(pol.Limits)/2-1, math.MaxUint32))
+			half := uint32(min(pol.Compiled.ShortestWindowMs()/2-1, math.MaxUint32))
 			cfg.Redis.SyncTimeoutMs = max(min(cfg.Redis.SyncTimeoutMs, half), cfg.Redis.TimeoutMs)
 		}
 	}
-}
-
-func shortestWindowMs(limits []algorithm.Limit) int64 {
-	w := int64(0)
-	for i, l := range limits {
-		if i == 0 || l.WindowMs < w {
-			w = l.WindowMs
-		}
-	}
-	return w
 }

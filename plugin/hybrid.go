@@ -357,11 +357,7 @@ func firstWant(p *algorithm.Policy, intervalMs int64) int64 {
 // so that Redis still counts the reservation whenever it is spent: its answer arrives at most a
 // sync timeout after Redis made it, and config checks that this is under half the window too.
 func validityMs(p *algorithm.Policy, intervalMs int64) int64 {
-	shortest := int64(math.MaxInt64)
-	for _, l := range p.Limits() {
-		shortest = min(shortest, l.WindowMs)
-	}
-	return min(3*intervalMs, shortest/2)
+	return min(3*intervalMs, p.ShortestWindowMs()/2)
 }
 
 // mark flags slots of ps for the leader's next sync, in one write.
