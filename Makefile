@@ -41,8 +41,14 @@ check:
 # Test dependencies: redis-server (the tests start their own on a free loopback port), and node
 # with npm (the helper is checked against the official @upstash/redis client).
 deps:
-	@command -v redis-server >/dev/null && command -v npm >/dev/null || { \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server nodejs npm; }
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
 
 test: deps check $(PLUGIN) $(NOOP)
 	FLOODGATE_WASM=$(CURDIR)/$(PLUGIN) FLOODGATE_NOOP_WASM=$(CURDIR)/$(NOOP) $(GO) test -count=1 -timeout 20m ./...
