@@ -21,6 +21,17 @@ var Script string
 // avoids linking crypto, which pulls WASI functions Envoy lacks).
 const ScriptSHA = "79cdfa9592ab19a903486ef70737ce36d56396b3"
 
+// LuaScript is one of floodgate's Redis scripts: its source and the SHA-1 EVALSHA names it by.
+type LuaScript struct {
+	Name, Source, SHA string
+}
+
+// Scripts lists every script floodgate runs in Redis. The helper runs these and nothing else, so
+// a script added here is one the helper accepts.
+func Scripts() []LuaScript {
+	return []LuaScript{{Name: "decide", Source: Script, SHA: ScriptSHA}}
+}
+
 // Args returns the script's ARGV for a decision of cost units with draw; nowMs < 0 lets the
 // script use Redis TIME (production), a value pins the clock (tests).
 func Args(p *algorithm.Policy, cost int64, draw float64, nowMs int64) []string {

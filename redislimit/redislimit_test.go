@@ -31,13 +31,15 @@ func TestMain(m *testing.M) {
 }
 
 func TestScriptSHA(t *testing.T) {
-	sum := sha1.Sum([]byte(Script))
-	if got := hex.EncodeToString(sum[:]); got != ScriptSHA {
-		t.Fatalf("ScriptSHA is stale: the script's SHA-1 is %s", got)
-	}
-	sha, err := rdb.ScriptLoad(context.Background(), Script).Result()
-	if err != nil || sha != ScriptSHA {
-		t.Fatalf("SCRIPT LOAD: %s %v", sha, err)
+	for _, s := range Scripts() {
+		sum := sha1.Sum([]byte(s.Source))
+		if got := hex.EncodeToString(sum[:]); got != s.SHA {
+			t.Fatalf("script %s: SHA is stale: the script's SHA-1 is %s", s.Name, got)
+		}
+		sha, err := rdb.ScriptLoad(context.Background(), s.Source).Result()
+		if err != nil || sha != s.SHA {
+			t.Fatalf("script %s: SCRIPT LOAD: %s %v", s.Name, sha, err)
+		}
 	}
 }
 
