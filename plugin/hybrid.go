@@ -506,14 +506,15 @@ func (l *limiter) collect(ps *policyState, now int64) {
 // NOSCRIPT for (a node that does not know the script yet) are sent once more with EVAL; the others
 // are applied. A call that cannot be made ends its leases (lost).
 func (s *syncer) send(leases []sentLease, retried bool, now func() int64) {
-	verb, script := "EVALSHA", redislimit.ScriptSHA
-	if retried {
-		verb, script = "EVAL", redislimit.Script
-	}
 	body := []byte{'['}
 	start := 0
 	for i, sl := range leases {
-		cmd := command(verb, script, s.r.redisKey(sl.ps.cfg.Name, sl.h1, sl.h2), redislimit.LeaseArgs(sl.ps.cfg.Compiled, sl.lease, -1))
+		script := redislimit.ScriptFor(sl.ps.cfg.Compiled)
+		verb, name := "EVALSHA", script.SHA
+		if retried {
+			verb, name = "EVAL", script.Source
+		}
+		cmd := command(verb, name, s.r.redisKey(sl.ps.cfg.Name, sl.h1, sl.h2), redislimit.LeaseArgs(sl.ps.cfg.Compiled, sl.lease, redislimit.Call{NowMs: -1}))
 		if i > start && (i-start == maxBatch || len(body)+len(cmd)+2 > maxBatchBytes) {
 			s.call(leases[start:i], append(body, ']'), retried, now)
 			body, start = body[:1], i

@@ -67,13 +67,14 @@ func command(verb, script, key string, args []string) []byte {
 func (r *remote) decide(ps *policyState, key []byte, cost int64, draw float64, stream uint32, now func() int64, done func(algorithm.Result, error)) error {
 	h1, h2 := keyHashes(key)
 	rkey := r.redisKey(ps.cfg.Name, h1, h2)
-	args := redislimit.Args(ps.cfg.Compiled, cost, draw, -1)
+	script := redislimit.ScriptFor(ps.cfg.Compiled)
+	args := redislimit.Args(ps.cfg.Compiled, redislimit.Call{Cost: cost, Draw: draw, NowMs: -1})
 	var send func(body []byte, retried bool) error
 	send = func(body []byte, retried bool) error {
 		_, err := host.HTTPCall(r.cfg.Cluster, r.headers, body, r.cfg.TimeoutMs, func(numHeaders, bodySize, _ int) {
 			res, noscript, err := readAnswer(numHeaders, bodySize)
 			if noscript && !retried {
-				if err := send(command("EVAL", redislimit.Script, rkey, args), true); err == nil {
+				if err := send(command("EVAL", script.Source, rkey, args), true); err == nil {
 					return
 				}
 			}
@@ -85,7 +86,7 @@ func (r *remote) decide(ps *policyState, key []byte, cost int64, draw float64, s
 		})
 		return err
 	}
-	if err := send(command("EVALSHA", redislimit.ScriptSHA, rkey, args), false); err != nil {
+	if err := send(command("EVALSHA", script.SHA, rkey, args), false); err != nil {
 		r.record(false, now())
 		return fmt.Errorf("call %s: %w", r.cfg.Cluster, err)
 	}

@@ -4,8 +4,10 @@
 --
 -- KEYS[1]  the key's state (all keys of one limiter key share a {hash tag}: Cluster-safe)
 -- ARGV[1]  cost (integer >= 1)             ARGV[2]  random draw in [0, 1) (made by the caller)
--- ARGV[3]  now in ms, or "" for Redis TIME ARGV[4]  strategy: 1 absolute, 2 suppressed
--- ARGV[5]  fingerprint of the limits       ARGV[6]  number of limits
+-- ARGV[3]  now in ms, or "" for Redis TIME ARGV[4]  deadline in ms (Redis time), or "": past it
+--          the script changes nothing and answers {-1}
+-- ARGV[5]  strategy: 1 absolute, 2 suppressed ARGV[6]  fingerprint of the limits
+-- ARGV[7]  number of limits
 -- then per limit: quota, window_ms, group_ms, rate (per second), hard quota, buckets
 -- Returns {allowed, limit, window_ms, remaining, retry_after_ms, reset_after_ms,
 --          suppression_factor * 1e6, suppressed, decider (0-based, -1), reason, reset}
@@ -30,15 +32,16 @@ else
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local strategy = tonumber(ARGV[4])
-local fingerprint = tonumber(ARGV[5])
-local nlimits = tonumber(ARGV[6])
+if ARGV[4] ~= '' and now > tonumber(ARGV[4]) then return {-1} end
+local strategy = tonumber(ARGV[5])
+local fingerprint = tonumber(ARGV[6])
+local nlimits = tonumber(ARGV[7])
 local rec = 12
 if strategy == 2 then rec = 16 end
 
 local limits, size, longest = {}, 24, 0
 for i = 1, nlimits do
-  local o = 6 + (i - 1) * 6
+  local o = 7 + (i - 1) * 6
   local l = {quota = tonumber(ARGV[o + 1]), window = tonumber(ARGV[o + 2]), group = tonumber(ARGV[o + 3]),
              rate = tonumber(ARGV[o + 4]), hard = tonumber(ARGV[o + 5]), buckets = tonumber(ARGV[o + 6]),
              offset = size}
@@ -191,7 +194,7 @@ local function save()
   redis.call('SET', KEYS[1], table.concat(parts), 'PX', longest + 1000)
 end
 
-local lo = 6 + 6 * nlimits
+local lo = 7 + 6 * nlimits
 if ARGV[lo + 1] == 'lease' then
   local release, release_at = tonumber(ARGV[lo + 2]), tonumber(ARGV[lo + 3])
   local used, denied, want = tonumber(ARGV[lo + 4]), tonumber(ARGV[lo + 5]), tonumber(ARGV[lo + 6])
@@ -216,22 +219,20 @@ if ARGV[lo + 1] == 'lease' then
   local room, freed, retry, sf = want, math.max(release - used, 0), 0, 0
   for i, l in ipairs(limits) do
     local r = st.rings[i]
-    if release > 0 then
-      -- The reservation went into the newest bucket of its time; a bucket gone from the window
-      -- took it along.
-      for k = #r.b, 1, -1 do
-        if base + r.b[k][1] <= release_at then
-          if base + r.b[k][2] >= release_at then
-            local c = math.min(r.b[k][3], release)
-            r.b[k][3] = r.b[k][3] - c
-            r.sa = r.sa - c
-          end
+    if release > 0 and release_at > now - l.window then
+      -- The reservation went into the bucket of its time: the oldest whose latest request is no
+      -- earlier; a reservation gone from the window took its units along.
+      for k = 1, #r.b do
+        if base + r.b[k][2] >= release_at then
+          local c = math.min(r.b[k][3], release)
+          r.b[k][3] = r.b[k][3] - c
+          r.sa = r.sa - c
           break
         end
       end
     end
     if used > 0 then add_at(r, l, used, used_at) end
-    if denied > 0 then add(r, l, denied, true) end
+    if denied > 0 and strategy == 2 then add(r, l, denied, true) end
     -- Suppressed: below the soft quota, reserve up to it (those requests pass unsuppressed);
     -- above, up to the hard quota, spent locally under the suppression factor.
     local cap = l.quota
