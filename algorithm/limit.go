@@ -1,6 +1,7 @@
 // Package algorithm decides whether a request is within its limits. It is the single source of
-// truth for the decision contract (../shared/LIMITING_SPEC.md): the plugin's local store, the
-// Redis Lua scripts and the hybrid mode all mirror it.
+// truth for the decision contract (SPEC.md): the plugin's local store, the Redis Lua scripts and
+// the hybrid mode all mirror it. Strategies: sliding windows (Absolute, Suppressed) and meters
+// (GCRA, TokenBucket).
 //
 // It has no host or I/O dependency. A Policy (one strategy, one or more limits) is compiled once
 // from the configuration; each decision is a pure function of the previous state bytes, the time
