@@ -27,7 +27,7 @@ var (
 	//go:embed meter.lua
 	meterSource string
 
-	decideScript = LuaScript{Name: "decide", Source: decideSource, SHA: "75436b9cd32e92cb2ebcd164abcb4184ec692a9f"}
+	decideScript = LuaScript{Name: "decide", Source: decideSource, SHA: "451c9ec22bf1e2de418214779bee1521f38c3634"}
 	meterScript  = LuaScript{Name: "meter", Source: meterSource, SHA: "15c4e7d5ac510c44c05ce8a43882242a804d8f14"}
 )
 
@@ -110,8 +110,10 @@ func Args(p *algorithm.Policy, c Call) []string {
 			out = append(out, strconv.FormatInt(p.IntervalUs(i), 10), strconv.FormatInt(l.Quota, 10), strconv.FormatInt(l.WindowMs, 10))
 			continue
 		}
-		out = append(out, strconv.FormatInt(l.Quota, 10), strconv.FormatInt(l.WindowMs, 10), strconv.FormatInt(l.GroupMs, 10),
-			strconv.FormatFloat(l.Rate, 'g', -1, 64), strconv.FormatInt(p.HardQuota(i), 10), strconv.Itoa(l.Buckets()))
+		out = append(out, strconv.FormatInt(l.Quota, 10), strconv.FormatInt(l.WindowMs, 10), strconv.FormatInt(l.GroupMs, 10))
+		if p.Strategy() == algorithm.Suppressed {
+			out = append(out, strconv.FormatFloat(l.Rate, 'g', -1, 64), strconv.FormatInt(p.HardQuota(i), 10))
+		}
 	}
 	return out
 }

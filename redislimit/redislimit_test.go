@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/floodgate-proxy/floodgate/algorithm"
@@ -96,22 +97,27 @@ func policy(t *testing.T, s algorithm.Strategy, h float64, limits ...algorithm.L
 
 // differentialPolicies covers every strategy, one and several limits, fractional rates.
 func differentialPolicies(t *testing.T) []struct {
-	name string
-	p    *algorithm.Policy
+	name    string
+	p       *algorithm.Policy
+	maxCost int64 // 3 when 0
 } {
 	return []struct {
-		name string
-		p    *algorithm.Policy
+		name    string
+		p       *algorithm.Policy
+		maxCost int64
 	}{
-		{"absolute one limit", policy(t, algorithm.Absolute, 1, limit(t, 10, 1, 100))},
-		{"absolute three limits", policy(t, algorithm.Absolute, 1, limit(t, 20, 1, 100), limit(t, 5, 10, 250), limit(t, 1.5, 60, 1000))},
-		{"absolute fractional", policy(t, algorithm.Absolute, 1, limit(t, 0.5, 4, 50))},
-		{"suppressed", policy(t, algorithm.Suppressed, 2, limit(t, 10, 2, 100))},
-		{"suppressed two limits", policy(t, algorithm.Suppressed, 1.5, limit(t, 20, 1, 50), limit(t, 8, 5, 200))},
-		{"gcra one limit", policy(t, algorithm.GCRA, 1, limit(t, 10, 1, 0))},
-		{"gcra two limits, fractional", policy(t, algorithm.GCRA, 1, limit(t, 7, 1, 0), limit(t, 1.5, 20, 0))},
-		{"token bucket", policy(t, algorithm.TokenBucket, 1, bucket(t, 3.3, 5))},
-		{"token bucket two limits", policy(t, algorithm.TokenBucket, 1, bucket(t, 20, 4), bucket(t, 0.7, 12))},
+		{"absolute one limit", policy(t, algorithm.Absolute, 1, limit(t, 10, 1, 100)), 0},
+		{"absolute three limits", policy(t, algorithm.Absolute, 1, limit(t, 20, 1, 100), limit(t, 5, 10, 250), limit(t, 1.5, 60, 1000)), 0},
+		{"absolute fractional", policy(t, algorithm.Absolute, 1, limit(t, 0.5, 4, 50)), 0},
+		{"suppressed", policy(t, algorithm.Suppressed, 2, limit(t, 10, 2, 100)), 0},
+		{"suppressed two limits", policy(t, algorithm.Suppressed, 1.5, limit(t, 20, 1, 50), limit(t, 8, 5, 200)), 0},
+		{"gcra one limit", policy(t, algorithm.GCRA, 1, limit(t, 10, 1, 0)), 0},
+		{"gcra two limits, fractional", policy(t, algorithm.GCRA, 1, limit(t, 7, 1, 0), limit(t, 1.5, 20, 0)), 0},
+		{"token bucket", policy(t, algorithm.TokenBucket, 1, bucket(t, 3.3, 5)), 0},
+		{"token bucket two limits", policy(t, algorithm.TokenBucket, 1, bucket(t, 20, 4), bucket(t, 0.7, 12)), 0},
+		// Buckets above 65535 units: suppressed records need a continuation in Redis.
+		{"suppressed, heavy costs", policy(t, algorithm.Suppressed, 3, limit(t, 300_000, 2, 100)), 60_000},
+		{"absolute, heavy costs", policy(t, algorithm.Absolute, 1, limit(t, 3_000_000, 1, 100)), 600_000},
 	}
 }
 
@@ -122,13 +128,13 @@ func TestDifferential(t *testing.T) {
 	for pi, pc := range differentialPolicies(t) {
 		for _, leases := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/leases=%v", pc.name, leases), func(t *testing.T) {
-				differential(t, pc.p, fmt.Sprintf("{fg:diff:%d:%v}:s", pi, leases), uint64(pi), leases)
+				differential(t, pc.p, fmt.Sprintf("{fg:diff:%d:%v}:s", pi, leases), uint64(pi), leases, max(pc.maxCost, 3))
 			})
 		}
 	}
 }
 
-func differential(t *testing.T, p *algorithm.Policy, key string, seed uint64, leases bool) {
+func differential(t *testing.T, p *algorithm.Policy, key string, seed uint64, leases bool, maxCost int64) {
 	rdb.Del(context.Background(), key)
 	rng := rand.New(rand.NewPCG(seed, 42))
 	var state []byte
@@ -136,15 +142,18 @@ func differential(t *testing.T, p *algorithm.Policy, key string, seed uint64, le
 	var lastGrant algorithm.Grant
 	for i := 0; i < 3000; i++ {
 		now += rng.Int64N(120)
-		if rng.IntN(100) == 0 {
+		switch rng.IntN(1000) {
+		case 0, 1, 2, 3, 4, 5, 6, 7, 8, 9:
 			now -= rng.Int64N(300) // the clock steps back now and then
+		case 10:
+			now += 1<<30 + rng.Int64N(5000) // an idle key: offsets are rebased
 		}
 		if leases && rng.IntN(8) == 0 {
-			l := algorithm.Lease{Want: rng.Int64N(8)}
+			l := algorithm.Lease{Want: rng.Int64N(3 * maxCost)}
 			if lastGrant.Units > 0 || rng.IntN(4) == 0 {
 				l.Release, l.ReleaseAtMs = lastGrant.Units, lastGrant.AtMs
 				l.Used = rng.Int64N(l.Release + 2)
-				l.Denied = rng.Int64N(3)
+				l.Denied = rng.Int64N(maxCost)
 				if rng.IntN(2) == 0 {
 					l.UsedAtMs = now - rng.Int64N(200)
 				}
@@ -167,9 +176,9 @@ func differential(t *testing.T, p *algorithm.Policy, key string, seed uint64, le
 			lastGrant = want
 			continue
 		}
-		cost := 1 + rng.Int64N(3)
+		cost := 1 + rng.Int64N(maxCost)
 		if rng.IntN(200) == 0 {
-			cost = 1000 // more than any quota
+			cost = 1000 * maxCost // more than any quota
 		}
 		draw := rng.Float64()
 		next, want := p.Decide(nil, state, now, cost, draw)
@@ -189,6 +198,12 @@ func differential(t *testing.T, p *algorithm.Policy, key string, seed uint64, le
 	}
 	if ttl := rdb.PTTL(context.Background(), key).Val(); ttl <= 0 {
 		t.Fatalf("no TTL on the state key: %v", ttl)
+	}
+	if p.Strategy() == algorithm.Suppressed && maxCost > 1<<15 {
+		// The heavy cases did exercise continuation records (FORMAT.md).
+		if stored := rdb.Get(context.Background(), key).Val(); !strings.Contains(stored, "\xff\xff\xff\xff") {
+			t.Fatal("no continuation record in the state: the case does not test them")
+		}
 	}
 	if p.Strategy().Meter() {
 		// Meters keep the state format of algorithm/ in Redis: it decodes in Go to the same
