@@ -2,7 +2,7 @@
 -- atomically. It mirrors algorithm.Policy.Decide and Policy.Lease (Go) exactly, on the same
 -- state: version u8, strategy u8, limit count u8, 0 u8, fingerprint u32, then per limit the
 -- theoretical arrival time TAT i64 in microseconds (algorithm/SPEC.md). Every number stays below
--- 2^53, so Lua's doubles compute what Go's integers do.
+-- 2^52, so Lua's doubles compute what Go's integers do.
 --
 -- KEYS[1]  the key's state
 -- ARGV[1]  cost (integer >= 1)
@@ -29,31 +29,21 @@ end
 local now_ms = math.floor(now / 1000)
 if ARGV[3] ~= '' and now_ms > tonumber(ARGV[3]) then return {-1} end
 
-local strategy, fingerprint, n = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-
--- floor(a / b) for integers below 2^53, b > 0: the double quotient may round up to an integer.
-local function fdiv(a, b)
-  local q = math.floor(a / b)
-  if q * b > a then return q - 1 end
-  if (q + 1) * b <= a then return q + 1 end
-  return q
-end
-
-local T, B, W, tat = {}, {}, {}, {}
+-- Every number stays below 2^52, where math.floor(a / b) of integers is exact (the quotient's
+-- rounding error is under half of 1/b).
+local n = tonumber(ARGV[6])
+local header = struct.pack('<BBBBI4', 1, tonumber(ARGV[4]), n, 0, tonumber(ARGV[5]))
+local T, B, tat = {}, {}, {}
 for i = 1, n do
-  local o = 6 + (i - 1) * 3
-  T[i], B[i], W[i] = tonumber(ARGV[o + 1]), tonumber(ARGV[o + 2]), tonumber(ARGV[o + 3])
+  T[i], B[i] = tonumber(ARGV[4 + 3 * i]), tonumber(ARGV[5 + 3 * i])
 end
 
 local reset = 0
 local s = redis.call('GET', KEYS[1])
-local ok = s and #s == 8 + 8 * n
-if ok then
-  local ver, strat, count, _, fp = struct.unpack('<BBBBI4', s)
-  ok = ver == 1 and strat == strategy and count == n and fp == fingerprint
-  for i = 1, n do
-    if not ok then break end
-    tat[i] = struct.unpack('<i8', s, 9 + (i - 1) * 8)
+local ok = s and #s == 8 + 8 * n and string.sub(s, 1, 8) == header
+for i = 1, n do
+  if ok then
+    tat[i] = struct.unpack('<i8', s, 1 + 8 * i)
     -- a TAT two refill times ahead: a clock stepped back that far, or garbage
     if tat[i] - now > 2 * B[i] * T[i] then ok = false end
   end
@@ -64,12 +54,12 @@ if not ok then
 end
 
 local function save()
-  local parts, ahead = {struct.pack('<BBBBI4', 1, strategy, n, 0, fingerprint)}, 1
+  local v, ahead = header, 1
   for i = 1, n do
-    parts[i + 1] = struct.pack('<i8', tat[i])
+    v = v .. struct.pack('<i8', tat[i])
     if tat[i] - now > ahead then ahead = tat[i] - now end
   end
-  redis.call('SET', KEYS[1], table.concat(parts), 'PX', math.floor((ahead + 999) / 1000))
+  redis.call('SET', KEYS[1], v, 'PX', math.floor((ahead + 999) / 1000))
 end
 
 -- report: the tightest limit, the one with the fewest whole tokens left
@@ -77,9 +67,9 @@ local function report()
   local limit, window, remaining, reset_after = 0, 0, 0, 0
   for i = 1, n do
     local ahead = math.max(tat[i], now) - now
-    local left = fdiv(math.max(B[i] * T[i] - ahead, 0), T[i])
+    local left = math.floor(math.max(B[i] * T[i] - ahead, 0) / T[i])
     if i == 1 or left < remaining then
-      limit, window, remaining, reset_after = B[i], W[i], left, fdiv(ahead + 999, 1000)
+      limit, window, remaining, reset_after = B[i], tonumber(ARGV[6 + 3 * i]), left, math.floor((ahead + 999) / 1000)
     end
   end
   return limit, window, remaining, reset_after
@@ -97,9 +87,9 @@ if ARGV[lo + 1] == 'lease' then
       tat[i] = tat[i] - math.min(math.min(freed, B[i]) * T[i], math.max(reserved - (now - release_at * 1000), 0))
     end
     local ahead = math.max(tat[i], now) - now
-    local avail = fdiv(math.max(B[i] * T[i] - ahead, 0), T[i])
+    local avail = math.floor(math.max(B[i] * T[i] - ahead, 0) / T[i])
     if avail < room then room = avail end
-    if avail < 1 then retry = math.max(retry, fdiv(ahead + T[i] - B[i] * T[i] + 999, 1000)) end
+    if avail < 1 then retry = math.max(retry, math.floor((ahead + T[i] - B[i] * T[i] + 999) / 1000)) end
   end
   local grant = math.max(math.min(want, math.max(room, freed)), 0)
   if grant > 0 then
@@ -112,25 +102,23 @@ end
 
 -- Reasons: 0 allowed, 1 quota exhausted, 2 cost exceeds quota.
 local cost = math.max(1, tonumber(ARGV[1]))
-local allowed, decider, reason, retry = true, -1, 0, 0
+local allowed, decider, reason, retry = 1, -1, 0, 0
 for i = 1, n do
   if cost > B[i] then
     if reason ~= 2 then decider, reason, retry = i - 1, 2, 0 end
-    allowed = false
+    allowed = 0
   else
     local over = math.max(tat[i], now) + cost * T[i] - now - B[i] * T[i]
     if over > 0 then
-      local ms = fdiv(over + 999, 1000)
-      if reason ~= 2 and (allowed or ms > retry) then decider, reason, retry = i - 1, 1, ms end
-      allowed = false
+      local ms = math.floor((over + 999) / 1000)
+      if reason ~= 2 and (allowed == 1 or ms > retry) then decider, reason, retry = i - 1, 1, ms end
+      allowed = 0
     end
   end
 end
-if allowed then
+if allowed == 1 then
   for i = 1, n do tat[i] = math.max(tat[i], now) + cost * T[i] end
   save()
 end
 local limit, window, remaining, reset_after = report()
-local a = 0
-if allowed then a = 1 end
-return {a, limit, window, remaining, retry, reset_after, 0, 0, decider, reason, reset}
+return {allowed, limit, window, remaining, retry, reset_after, 0, 0, decider, reason, reset}

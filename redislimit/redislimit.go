@@ -28,7 +28,7 @@ var (
 	meterSource string
 
 	decideScript = LuaScript{Name: "decide", Source: decideSource, SHA: "451c9ec22bf1e2de418214779bee1521f38c3634"}
-	meterScript  = LuaScript{Name: "meter", Source: meterSource, SHA: "15c4e7d5ac510c44c05ce8a43882242a804d8f14"}
+	meterScript  = LuaScript{Name: "meter", Source: meterSource, SHA: "2d05e64d791277e442ac59b245d6122b9e7742da"}
 )
 
 // Scripts lists every script floodgate runs in Redis. The helper runs these and nothing else, so
