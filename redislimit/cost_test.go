@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,7 +21,8 @@ import (
 //	FLOODGATE_REDIS_COST=1 go test -run TestRedisCost -v ./redislimit/
 //
 // The previous sliding-window script (testdata/decide_v1.lua, its full ring of buckets) is
-// measured too. FLOODGATE_REDIS_COST_GCRA=file adds another GCRA script taking KEYS[1] and ARGV
+// measured too. FLOODGATE_REDIS_COST_WINDOW=60 measures one window (seconds), and
+// FLOODGATE_REDIS_COST_ONLY=name the scripts whose names contain it. FLOODGATE_REDIS_COST_GCRA=file adds another GCRA script taking KEYS[1] and ARGV
 // burst, rate, period (s), cost, with Redis TIME as its clock (go-redis/redis_rate's, for one).
 //
 // Runs, each script in turn, three times, the best of three kept (the machine is shared):
@@ -47,7 +49,12 @@ func TestRedisCost(t *testing.T) {
 	}
 	const keys, pinnedKeys = 1000, 40
 	fmt.Printf("%-22s %6s %10s %10s %10s %10s\n", "script", "window", "µs time", "µs 90%", "µs half", "bytes/key")
-	for _, windowS := range []int64{1, 60, 3600} {
+	windows := []int64{1, 60, 3600}
+	if w := os.Getenv("FLOODGATE_REDIS_COST_WINDOW"); w != "" {
+		n, _ := strconv.ParseInt(w, 10, 64)
+		windows = []int64{n}
+	}
+	for _, windowS := range windows {
 		l, _ := algorithm.PerPeriod(100, windowS, 0)
 		abs := policy(t, algorithm.Absolute, 1, l)
 		sup := policy(t, algorithm.Suppressed, 2, l)
@@ -89,6 +96,9 @@ func TestRedisCost(t *testing.T) {
 			scripts = append(scripts, script{"other gcra", string(extra), func(cost, _ int64, _ float64) []any {
 				return []any{100, 100, windowS, cost}
 			}, false})
+		}
+		if only := os.Getenv("FLOODGATE_REDIS_COST_ONLY"); only != "" {
+			scripts = slices.DeleteFunc(scripts, func(s script) bool { return !strings.Contains(s.name, only) })
 		}
 		type figures struct{ time, spread, half, rejected float64 }
 		best := make([]figures, len(scripts))

@@ -12,7 +12,7 @@
 -- ARGV[7]  number of limits
 -- then per limit: quota, window_ms, group_ms, and for suppressed rate (per second), hard quota
 -- Returns {allowed, limit, window_ms, remaining, retry_after_ms, reset_after_ms,
---          suppression_factor * 1e6, suppressed, decider (0-based, -1), reason, reset}
+--          decider (0-based, -1), reason, reset, suppression_factor * 1e6, suppressed}
 --
 -- Lease mode (hybrid backend): after the limits, 'lease', release, release_at_ms, used, denied,
 -- want, used_at_ms (see algorithm.Policy.Lease). Returns {granted, now_ms, limit, window_ms,
@@ -52,17 +52,25 @@ for i = 1, n do
   L[i] = l
 end
 
--- rec reads the bucket whose head record is at 0-based index k of l.body: end, a, d and the
--- number of records it takes (2 with a continuation).
+-- A limit's buckets other than the newest are l.nbody records: l.ns of them in the stored
+-- string l.src from byte l.off (read in place, never copied until the state is written back),
+-- then l.extra, the records this call moved out of the newest bucket. The newest bucket is
+-- l.te, l.ta, l.td (end, accepted, denied), nil when the limit has none.
+
+-- word unpacks record k (0-based) of l's body.
+local function word(l, k)
+  if k < l.ns then return struct.unpack(recfmt, l.src, l.off + k * 8) end
+  return struct.unpack(recfmt, l.extra, (k - l.ns) * 8 + 1)
+end
+
+-- rec reads the bucket whose head record is k: end, a, d and the number of records it takes (2
+-- with a continuation).
 local function rec(l, k)
-  local e, a, d = struct.unpack(recfmt, l.body, k * 8 + 1)
-  if sup then
-    if k + 1 < l.nbody then
-      local c, ah, dh = struct.unpack(recfmt, l.body, k * 8 + 9)
-      if c == CONT then return e, a + ah * 65536, d + dh * 65536, 2 end
-    end
-  else
-    d = 0
+  local e, a, d = word(l, k)
+  if not sup then return e, a, 0, 1 end
+  if k + 1 < l.nbody then
+    local c, ah, dh = word(l, k + 1)
+    if c == CONT then return e, a + ah * 65536, d + dh * 65536, 2 end
   end
   return e, a, d, 1
 end
@@ -73,10 +81,9 @@ local function enc(e, a, d)
   return struct.pack('<I4I2I2I4I2I2', e, a % 65536, d % 65536, CONT, math.floor(a / 65536), math.floor(d / 65536))
 end
 
--- decode fills every limit from the stored state: buckets other than the newest stay packed in
--- l.body (nbody records), the newest is l.te, l.ta, l.td. It returns the state's base and last
--- time, or nil when the state is unusable (absent, corrupt, other limits, or from more than a
--- window in the future).
+-- decode fills every limit from the stored state; it returns the state's base and last time, or
+-- nil when the state is unusable (absent, corrupt, other limits, or from more than a window in
+-- the future).
 local function decode(s)
   if not s or #s < 20 + 16 * n then return nil end
   local ver, strat, count, _, fp, base, last = struct.unpack('<BBBBI4i8I4', s)
@@ -88,7 +95,7 @@ local function decode(s)
     local nb, nr, sa, sd, st = struct.unpack('<I2I2I4I4I4', s, 21 + 16 * (i - 1))
     if nb > l.buckets or nb > nr or (not sup and nr ~= nb) or nr > 2 * nb or pos + 8 * nr - 1 > #s then return nil end
     l.nb, l.sa, l.sd, l.st = nb, sa, sd, st
-    l.body, l.nbody = string.sub(s, pos, pos + 8 * nr - 1), nr
+    l.src, l.off, l.ns, l.extra, l.nbody = s, pos, nr, '', nr
     pos = pos + 8 * nr
   end
   if pos ~= #s + 1 then return nil end
@@ -101,7 +108,7 @@ local base, last = decode(s)
 if not base then
   if s then reset = 1 end
   base, last = now, now
-  for _, l in ipairs(L) do l.nb, l.sa, l.sd, l.st, l.body, l.nbody = 0, 0, 0, 0, '', 0 end
+  for _, l in ipairs(L) do l.nb, l.sa, l.sd, l.st, l.src, l.off, l.ns, l.extra, l.nbody = 0, 0, 0, 0, '', 1, 0, '', 0 end
 end
 if last > now then now = last end -- a clock going backwards counts as no time passing
 
@@ -115,12 +122,12 @@ for _, l in ipairs(L) do
   end
   if l.nb == 0 then sa, sd = 0, 0 end
   l.sa, l.sd = clamp(sa), clamp(sd)
-  if k > 0 then l.body, l.nbody = string.sub(l.body, k * 8 + 1), l.nbody - k end
+  l.off, l.ns, l.nbody = l.off + k * 8, l.ns - k, l.nbody - k
   if l.nb > 0 then
     local h = l.nbody - 1
-    if sup and h > 0 and struct.unpack('<I4', l.body, h * 8 + 1) == CONT then h = h - 1 end
+    if sup and h > 0 and word(l, h) == CONT then h = h - 1 end
     l.te, l.ta, l.td = rec(l, h)
-    l.body, l.nbody = string.sub(l.body, 1, h * 8), h
+    l.ns, l.nbody = h, h
   end
 end
 
@@ -135,7 +142,7 @@ if now - base > REBASE_AFTER then
         parts[#parts + 1] = enc(math.max(e - shift, 0), a, d)
         k = k + w
       end
-      l.body = table.concat(parts)
+      l.src, l.off, l.ns, l.extra = table.concat(parts), 1, l.nbody, ''
       if l.te then l.te = math.max(l.te - shift, 0) end
       l.st = math.max(l.st - shift, 0)
     end
@@ -147,7 +154,7 @@ end
 local function newbucket(l, t)
   if l.te then
     local r = enc(l.te, l.ta, l.td)
-    l.body, l.nbody = l.body .. r, l.nbody + #r / 8
+    l.extra, l.nbody = l.extra .. r, l.nbody + #r / 8
   end
   l.te, l.ta, l.td, l.st, l.nb = t, 0, 0, t, l.nb + 1
 end
@@ -185,7 +192,7 @@ local function suppression_factor(l)
     local k = l.nbody - 1
     while k >= 0 do
       local h = k
-      if struct.unpack('<I4', l.body, k * 8 + 1) == CONT then h = k - 1 end
+      if word(l, k) == CONT then h = k - 1 end
       local e, a, d = rec(l, h)
       if now - (base + e) >= 1000 then break end
       last_second, k = last_second + a + d, h - 1
@@ -214,14 +221,15 @@ local function report()
 end
 
 local function save()
-  local head, body = {struct.pack('<BBBBI4i8I4', 2, strategy, n, 0, fingerprint, base, now - base)}, {}
+  local v = {struct.pack('<BBBBI4i8I4', 2, strategy, n, 0, fingerprint, base, now - base)}
   for i, l in ipairs(L) do
     local t = ''
     if l.te then t = enc(l.te, l.ta, l.td) end
-    head[i + 1] = struct.pack('<I2I2I4I4I4', l.nb, l.nbody + #t / 8, l.sa, l.sd, l.st)
-    body[i] = l.body .. t
+    v[i + 1] = struct.pack('<I2I2I4I4I4', l.nb, l.nbody + #t / 8, l.sa, l.sd, l.st)
+    v[n + 3 * i - 1] = string.sub(l.src, l.off, l.off + 8 * l.ns - 1)
+    v[n + 3 * i], v[n + 3 * i + 1] = l.extra, t
   end
-  redis.call('SET', KEYS[1], table.concat(head) .. table.concat(body), 'PX', longest + 1000)
+  redis.call('SET', KEYS[1], table.concat(v), 'PX', longest + 1000)
 end
 
 local lo = 7 + per * n
@@ -242,8 +250,10 @@ if ARGV[lo + 1] == 'lease' then
         if base + e >= release_at then
           local c = math.min(a, release)
           local r = enc(e, a - c, d)
-          l.body = string.sub(l.body, 1, k * 8) .. r .. string.sub(l.body, (k + w) * 8 + 1)
+          local body = string.sub(l.src, l.off, l.off + 8 * l.ns - 1) .. l.extra
+          l.src = string.sub(body, 1, k * 8) .. r .. string.sub(body, (k + w) * 8 + 1)
           l.nbody, l.sa, done = l.nbody - w + #r / 8, clamp(l.sa - c), true
+          l.off, l.ns, l.extra = 1, l.nbody, ''
           break
         end
         k = k + w
@@ -337,4 +347,4 @@ if allowed or sup then save() end
 local a, su = 0, 0
 if allowed then a = 1 end
 if suppressed then su = 1 end
-return {a, limit, window, remaining, retry, reset_after, math.floor(sf * 1000000 + 0.5), su, decider, reason, reset}
+return {a, limit, window, remaining, retry, reset_after, decider, reason, reset, math.floor(sf * 1000000 + 0.5), su}

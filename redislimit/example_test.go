@@ -15,7 +15,7 @@ func ExampleArgs() {
 	script := redislimit.ScriptFor(p)
 	args := redislimit.Args(p, redislimit.Call{Cost: 1, Draw: 0.5, NowMs: -1}) // NowMs -1: Redis's clock
 	fmt.Printf("%s: cost %s draw %s strategy %s limits %s quota %s window %s\n", script.Name, args[0], args[1], args[4], args[6], args[7], args[8])
-	res, _ := redislimit.Result([]int64{1, 100, 60000, 99, 0, 60000, 0, 0, -1, 0, 0})
+	res, _ := redislimit.Result([]int64{1, 100, 60000, 99, 0, 60000, -1, 0, 0, 0, 0})
 	fmt.Println(res.Allowed, res.Remaining)
 	// Output:
 	// decide: cost 1 draw 0.5 strategy 1 limits 1 quota 100 window 60000
@@ -28,7 +28,7 @@ func ExampleScriptFor() {
 	limit, _ := algorithm.NewTokenBucket(0.5, 3) // 3 tokens, one back every 2 s
 	p, _ := algorithm.NewPolicy(algorithm.TokenBucket, 1, limit)
 	args := redislimit.Args(p, redislimit.Call{Cost: 1, NowMs: -1, DeadlineMs: 1_700_000_000_050})
-	fmt.Println(redislimit.ScriptFor(p).Name, args[2], args[6:])
+	fmt.Println(redislimit.ScriptFor(p).Name, args[2], args[4:])
 	_, err := redislimit.Result([]int64{-1})
 	fmt.Println(err == redislimit.ErrDeadlinePassed)
 	// Output:

@@ -27,8 +27,8 @@ var (
 	//go:embed meter.lua
 	meterSource string
 
-	decideScript = LuaScript{Name: "decide", Source: decideSource, SHA: "451c9ec22bf1e2de418214779bee1521f38c3634"}
-	meterScript  = LuaScript{Name: "meter", Source: meterSource, SHA: "2d05e64d791277e442ac59b245d6122b9e7742da"}
+	decideScript = LuaScript{Name: "decide", Source: decideSource, SHA: "201008b7c923805e2014c11cee6f88c6a73558d9"}
+	meterScript  = LuaScript{Name: "meter", Source: meterSource, SHA: "aa7882008bebee673ecbec2b92f1daf474cf2a9d"}
 )
 
 // Scripts lists every script floodgate runs in Redis. The helper runs these and nothing else, so
@@ -62,7 +62,8 @@ type Call struct {
 // changed nothing.
 var ErrDeadlinePassed = errors.New("redislimit: the call reached Redis after its deadline: nothing was counted")
 
-// Positions in a decision's answer, and its length.
+// Positions in a decision's answer, and its length; a meter's answer stops before the
+// suppression factor.
 const (
 	ansAllowed = iota
 	ansLimit
@@ -70,12 +71,13 @@ const (
 	ansRemaining
 	ansRetryAfterMs
 	ansResetAfterMs
-	ansSuppressionFactor // × 1e6
-	ansSuppressed
 	ansDecider
 	ansReason
 	ansReset
+	ansSuppressionFactor // × 1e6
+	ansSuppressed
 	answerLen
+	meterAnswerLen = ansSuppressionFactor
 )
 
 // Positions in a lease's answer, and its length.
@@ -103,8 +105,12 @@ func Args(p *algorithm.Policy, c Call) []string {
 	if !meter {
 		out = append(out, strconv.FormatFloat(c.Draw, 'g', -1, 64))
 	}
-	out = append(out, optional(c.NowMs >= 0, c.NowMs), optional(c.DeadlineMs > 0, c.DeadlineMs),
-		strconv.Itoa(int(p.Strategy())), strconv.FormatUint(uint64(p.Fingerprint()), 10), strconv.Itoa(len(limits)))
+	out = append(out, optional(c.NowMs >= 0, c.NowMs), optional(c.DeadlineMs > 0, c.DeadlineMs))
+	if !meter {
+		// A meter's state holds nothing a change of limits would make unreadable (FORMAT.md).
+		out = append(out, strconv.Itoa(int(p.Strategy())), strconv.FormatUint(uint64(p.Fingerprint()), 10))
+	}
+	out = append(out, strconv.Itoa(len(limits)))
 	for i, l := range limits {
 		if meter {
 			out = append(out, strconv.FormatInt(p.IntervalUs(i), 10), strconv.FormatInt(l.Quota, 10), strconv.FormatInt(l.WindowMs, 10))
@@ -129,6 +135,9 @@ func optional(set bool, v int64) string {
 func Result(v []int64) (algorithm.Result, error) {
 	if len(v) == 1 && v[0] == deadlinePassed {
 		return algorithm.Result{}, ErrDeadlinePassed
+	}
+	if len(v) == meterAnswerLen {
+		v = append(v[:meterAnswerLen:meterAnswerLen], 0, 0)
 	}
 	if len(v) != answerLen {
 		return algorithm.Result{}, fmt.Errorf("redislimit: answer of %d values, want %d", len(v), answerLen)
