@@ -22,7 +22,7 @@ import (
 //
 // The previous sliding-window script (testdata/decide_v1.lua, its full ring of buckets) is
 // measured too. FLOODGATE_REDIS_COST_WINDOW=60 measures one window (seconds), and
-// FLOODGATE_REDIS_COST_ONLY=name the scripts whose names contain it. FLOODGATE_REDIS_COST_GCRA=file adds another GCRA script taking KEYS[1] and ARGV
+// FLOODGATE_REDIS_COST_ONLY=a,b the scripts whose names contain a or b. FLOODGATE_REDIS_COST_GCRA=file adds another GCRA script taking KEYS[1] and ARGV
 // burst, rate, period (s), cost, with Redis TIME as its clock (go-redis/redis_rate's, for one).
 //
 // Runs, each script in turn, three times, the best of three kept (the machine is shared):
@@ -98,7 +98,9 @@ func TestRedisCost(t *testing.T) {
 			}, false})
 		}
 		if only := os.Getenv("FLOODGATE_REDIS_COST_ONLY"); only != "" {
-			scripts = slices.DeleteFunc(scripts, func(s script) bool { return !strings.Contains(s.name, only) })
+			scripts = slices.DeleteFunc(scripts, func(s script) bool {
+				return !slices.ContainsFunc(strings.Split(only, ","), func(o string) bool { return strings.Contains(s.name, o) })
+			})
 		}
 		type figures struct{ time, spread, half, rejected float64 }
 		best := make([]figures, len(scripts))

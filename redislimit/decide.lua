@@ -19,19 +19,22 @@
 -- remaining, reset_after_ms, retry_after_ms (when nothing could be granted), suppression_factor
 -- * 1e6}.
 
+-- Numbers are read by arithmetic on ARGV's strings (cheaper than tonumber), and each limit's
+-- table is built whole (no rehash as fields are added): Redis runs this on every request.
 local now
 if ARGV[3] ~= '' then
-  now = tonumber(ARGV[3])
+  now = ARGV[3] + 0
 else
   local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  now = t[1] * 1000 + math.floor(t[2] / 1000)
 end
-if ARGV[4] ~= '' and now > tonumber(ARGV[4]) then return {-1} end
+if ARGV[4] ~= '' and now > ARGV[4] + 0 then return {-1} end
 
 local REBASE_AFTER = 1073741824 -- 2^30 ms
 local U32 = 4294967295
 local CONT = 4294967295 -- the end field of a continuation record
-local strategy, fingerprint, n = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local HAS_CONT = 2147483648 -- added to the end field of a record a continuation follows
+local strategy, fingerprint, n = ARGV[5] + 0, ARGV[6] + 0, ARGV[7] + 0
 local sup = strategy == 2
 local per, recfmt = 3, '<I4I4'
 if sup then per, recfmt = 5, '<I4I2I2' end
@@ -45,9 +48,10 @@ end
 local L, longest = {}, 0
 for i = 1, n do
   local o = 7 + (i - 1) * per
-  local w, g = tonumber(ARGV[o + 2]), tonumber(ARGV[o + 3])
-  local l = {quota = tonumber(ARGV[o + 1]), window = w, group = g, buckets = math.floor((w + g - 1) / g)}
-  if sup then l.rate, l.hard = tonumber(ARGV[o + 4]), tonumber(ARGV[o + 5]) end
+  local w, g, rate, hard = ARGV[o + 2] + 0, ARGV[o + 3] + 0, 0, 0
+  if sup then rate, hard = ARGV[o + 4] + 0, ARGV[o + 5] + 0 end
+  local l = {quota = ARGV[o + 1] + 0, window = w, group = g, buckets = math.floor((w + g - 1) / g), rate = rate, hard = hard,
+             nb = 0, sa = 0, sd = 0, st = 0, src = '', off = 1, ns = 0, extra = '', nbody = 0, te = false, ta = 0, td = 0, fe = 0}
   if w > longest then longest = w end
   L[i] = l
 end
@@ -68,17 +72,15 @@ end
 local function rec(l, k)
   local e, a, d = word(l, k)
   if not sup then return e, a, 0, 1 end
-  if k + 1 < l.nbody then
-    local c, ah, dh = word(l, k + 1)
-    if c == CONT then return e, a + ah * 65536, d + dh * 65536, 2 end
-  end
-  return e, a, d, 1
+  if e < HAS_CONT then return e, a, d, 1 end
+  local _, ah, dh = word(l, k + 1)
+  return e - HAS_CONT, a + ah * 65536, d + dh * 65536, 2
 end
 
 local function enc(e, a, d)
   if not sup then return struct.pack(recfmt, e, a) end
   if a < 65536 and d < 65536 then return struct.pack(recfmt, e, a, d) end
-  return struct.pack('<I4I2I2I4I2I2', e, a % 65536, d % 65536, CONT, math.floor(a / 65536), math.floor(d / 65536))
+  return struct.pack('<I4I2I2I4I2I2', e + HAS_CONT, a % 65536, d % 65536, CONT, math.floor(a / 65536), math.floor(d / 65536))
 end
 
 -- decode fills every limit from the stored state; it returns the state's base and last time, or
@@ -92,7 +94,7 @@ local function decode(s)
   if last - now > longest then return nil end
   local pos = 21 + 16 * n
   for i, l in ipairs(L) do
-    local nb, nr, sa, sd, st = struct.unpack('<I2I2I4I4I4', s, 21 + 16 * (i - 1))
+    local nb, nr, sa, sd, st = struct.unpack('<I2I2I4I4I4', s, 5 + 16 * i)
     if nb > l.buckets or nb > nr or (not sup and nr ~= nb) or nr > 2 * nb or pos + 8 * nr - 1 > #s then return nil end
     l.nb, l.sa, l.sd, l.st = nb, sa, sd, st
     l.src, l.off, l.ns, l.extra, l.nbody = s, pos, nr, '', nr
@@ -108,7 +110,7 @@ local base, last = decode(s)
 if not base then
   if s then reset = 1 end
   base, last = now, now
-  for _, l in ipairs(L) do l.nb, l.sa, l.sd, l.st, l.src, l.off, l.ns, l.extra, l.nbody = 0, 0, 0, 0, '', 1, 0, '', 0 end
+  for _, l in ipairs(L) do l.nb, l.sa, l.sd, l.st, l.src, l.off, l.ns, l.extra, l.nbody = 0, 0, 0, 0, '', 1, 0, '', 0 end -- decode may have begun
 end
 if last > now then now = last end -- a clock going backwards counts as no time passing
 
@@ -117,7 +119,10 @@ for _, l in ipairs(L) do
   local k, sa, sd = 0, l.sa, l.sd
   while l.nb > 0 do
     local e, a, d, w = rec(l, k)
-    if now - (base + e) < l.window then break end
+    if now - (base + e) < l.window then
+      l.fe = e -- the oldest live bucket's end, for report
+      break
+    end
     sa, sd, k, l.nb = sa - a, sd - d, k + w, l.nb - 1
   end
   if l.nb == 0 then sa, sd = 0, 0 end
@@ -143,7 +148,7 @@ if now - base > REBASE_AFTER then
         k = k + w
       end
       l.src, l.off, l.ns, l.extra = table.concat(parts), 1, l.nbody, ''
-      if l.te then l.te = math.max(l.te - shift, 0) end
+      if l.te then l.te, l.fe = math.max(l.te - shift, 0), math.max(l.fe - shift, 0) end
       l.st = math.max(l.st - shift, 0)
     end
     base = now - longest
@@ -154,6 +159,7 @@ end
 local function newbucket(l, t)
   if l.te then
     local r = enc(l.te, l.ta, l.td)
+    if l.nbody == 0 then l.fe = l.te end
     l.extra, l.nbody = l.extra .. r, l.nbody + #r / 8
   end
   l.te, l.ta, l.td, l.st, l.nb = t, 0, 0, t, l.nb + 1
@@ -211,7 +217,7 @@ local function report()
     if i == 1 or left < remaining then
       limit, window, remaining, reset_after = l.quota, l.window, left, 0
       if l.nbody > 0 then
-        reset_after = math.max(base + rec(l, 0) + l.window - now, 0)
+        reset_after = math.max(base + l.fe + l.window - now, 0)
       elseif l.te then
         reset_after = math.max(base + l.te + l.window - now, 0)
       end
@@ -234,9 +240,9 @@ end
 
 local lo = 7 + per * n
 if ARGV[lo + 1] == 'lease' then
-  local release, release_at = tonumber(ARGV[lo + 2]), tonumber(ARGV[lo + 3])
-  local used, denied, want = tonumber(ARGV[lo + 4]), tonumber(ARGV[lo + 5]), tonumber(ARGV[lo + 6])
-  local used_at = tonumber(ARGV[lo + 7])
+  local release, release_at = ARGV[lo + 2] + 0, ARGV[lo + 3] + 0
+  local used, denied, want = ARGV[lo + 4] + 0, ARGV[lo + 5] + 0, ARGV[lo + 6] + 0
+  local used_at = ARGV[lo + 7] + 0
   if used_at <= 0 or used_at > now then used_at = now end
   if used_at < base then used_at = base end
   local room, freed, retry, sf = want, math.max(release - used, 0), 0, 0
@@ -293,7 +299,7 @@ if ARGV[lo + 1] == 'lease' then
 end
 
 -- Reasons: 0 allowed, 1 quota exhausted, 2 cost exceeds quota, 3 hard limit, 4 suppressed.
-local cost, draw = math.max(1, tonumber(ARGV[1])), tonumber(ARGV[2])
+local cost, draw = math.max(1, ARGV[1] + 0), ARGV[2] + 0
 local allowed, decider, reason, retry, sf, suppressed = true, -1, 0, 0, 0, false
 if not sup then
   for i, l in ipairs(L) do

@@ -27,7 +27,7 @@ var (
 	//go:embed meter.lua
 	meterSource string
 
-	decideScript = LuaScript{Name: "decide", Source: decideSource, SHA: "201008b7c923805e2014c11cee6f88c6a73558d9"}
+	decideScript = LuaScript{Name: "decide", Source: decideSource, SHA: "4fd746e399416280490ec73e95463980d7a6b562"}
 	meterScript  = LuaScript{Name: "meter", Source: meterSource, SHA: "aa7882008bebee673ecbec2b92f1daf474cf2a9d"}
 )
 
