@@ -303,8 +303,9 @@ type sentLease struct {
 	lease  redislimit.Lease
 }
 
-// A /pipeline call carries at most maxBatch leases and maxBatchBytes of body: the helper takes
-// up to 1000 commands and 64 KiB by default (about 250 EVALSHA leases, or 7 EVAL ones).
+// A /pipeline call carries at most maxBatch leases, maxBatchBytes of body and
+// redislimit.MaxPipelineRecords state records: the helper takes up to 500 commands, 64 KiB and
+// that many records by default (about 250 EVALSHA leases, or 7 EVAL ones).
 const (
 	maxBatch      = 500
 	maxBatchBytes = 60 << 10
@@ -511,13 +512,15 @@ func (s *syncer) send(leases []sentLease, retried bool, now func() int64) {
 		verb, script = "EVAL", redislimit.Script
 	}
 	body := []byte{'['}
-	start := 0
+	start, records := 0, 0
 	for i, sl := range leases {
 		cmd := command(verb, script, s.r.redisKey(sl.ps.cfg.Name, sl.h1, sl.h2), redislimit.LeaseArgs(sl.ps.cfg.Compiled, sl.lease, -1))
-		if i > start && (i-start == maxBatch || len(body)+len(cmd)+2 > maxBatchBytes) {
+		r := redislimit.Records(sl.ps.cfg.Compiled)
+		if i > start && (i-start == maxBatch || len(body)+len(cmd)+2 > maxBatchBytes || records+r > redislimit.MaxPipelineRecords) {
 			s.call(leases[start:i], append(body, ']'), retried, now)
-			body, start = body[:1], i
+			body, start, records = body[:1], i, 0
 		}
+		records += r
 		if i > start {
 			body = append(body, ',')
 		}
