@@ -43,8 +43,13 @@ type Redis struct {
 	Cluster string
 	// Authority is the :authority of the calls (default: the cluster name).
 	Authority string
-	// Token is the bearer token of the helper.
+	// Token is the bearer token of the helper, written in the configuration (redis.token): whoever
+	// reads the configuration (Istio: the WasmPlugin; Envoy: its config dump) reads the token.
 	Token string
+	// TokenEnv (redis.token_env) names the variable of the VM's environment that holds the token
+	// instead (Envoy: vm_config.environment_variables; Istio: WasmPlugin vmConfig.env). Exactly
+	// one of Token and TokenEnv is set; the plugin reads the variable when it loads.
+	TokenEnv string
 	// TimeoutMs bounds one call; a request waits at most that long for its decision.
 	TimeoutMs uint32
 	// BreakerFailures consecutive failures open the breaker for BreakerCooldownMs, during which
@@ -455,8 +460,11 @@ func (p *parser) policy(v gjson.Result, path string) *Policy {
 	return pol
 }
 
+// envName is the form of redis.token_env.
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+
 func (p *parser) redis(v gjson.Result, path string) *Redis {
-	if !p.object(v, path, "cluster", "authority", "token", "timeout_ms", "breaker", "sync_interval_ms", "sync_timeout_ms") {
+	if !p.object(v, path, "cluster", "authority", "token", "token_env", "timeout_ms", "breaker", "sync_interval_ms", "sync_timeout_ms") {
 		return nil
 	}
 	r := &Redis{TimeoutMs: 50, BreakerFailures: 5, BreakerCooldownMs: 5000, SyncIntervalMs: 100}
@@ -470,10 +478,24 @@ func (p *parser) redis(v gjson.Result, path string) *Redis {
 			r.Authority = s
 		}
 	}
-	if s, ok := p.str(v.Get("token"), join(path, "token")); ok && s != "" {
-		r.Token = s
-	} else if ok {
-		p.errf(join(path, "token"), "must not be empty")
+	token, env := v.Get("token"), v.Get("token_env")
+	switch {
+	case token.Exists() && env.Exists():
+		p.errf(join(path, "token_env"), "give token or token_env, not both")
+	case env.Exists():
+		if s, ok := p.str(env, join(path, "token_env")); ok && envName.MatchString(s) {
+			r.TokenEnv = s
+		} else if ok {
+			p.errf(join(path, "token_env"), "must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*, at most 128)")
+		}
+	case token.Exists():
+		if s, ok := p.str(token, join(path, "token")); ok && s != "" {
+			r.Token = s
+		} else if ok {
+			p.errf(join(path, "token"), "must not be empty")
+		}
+	default:
+		p.errf(join(path, "token_env"), "required (or token): the helper's bearer token")
 	}
 	if t := v.Get("timeout_ms"); t.Exists() {
 		if n, ok := p.integer(t, join(path, "timeout_ms"), 1, 10000); ok {

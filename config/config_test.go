@@ -80,6 +80,13 @@ func TestParseValid(t *testing.T) {
 					t.Errorf("policy %+v", p)
 				}
 			}},
+		{name: "token from the VM's environment", json: `{"redis":{"cluster":"c","token_env":"FLOODGATE_HELPER_TOKEN"},
+			"policies":[{"name":"p","key":[{"type":"path"}],"limits":[{"rate":1}],"backend":"redis"}]}`,
+			check: func(t *testing.T, c *Config) {
+				if c.Redis.TokenEnv != "FLOODGATE_HELPER_TOKEN" || c.Redis.Token != "" {
+					t.Errorf("redis %+v", c.Redis)
+				}
+			}},
 		{name: "hybrid backend", json: `{"redis":{"cluster":"c","token":"t","sync_interval_ms":250},
 			"policies":[{"name":"p","key":[{"type":"path"}],"limits":[{"rate":1}],"backend":"hybrid"},
 				{"name":"q","key":[{"type":"path"}],"limits":[{"rate":1}],"backend":"hybrid","failure_mode":"open"}]}`,
@@ -152,7 +159,13 @@ func TestParseInvalid(t *testing.T) {
 		{name: "redis backend without its section", json: pol(`,"backend":"redis"`), want: []string{`policies[0].backend: "redis" needs the top-level redis section`}},
 		{name: "local fallback on a local policy", json: pol(`,"failure_mode":"local"`), want: []string{`policies[0].failure_mode: "local" applies to the redis and hybrid backends only`}},
 		{name: "redis section problems", json: `{"redis":{"cluster":"","timeout_ms":0,"breaker":{"failures":0}},"policies":[{"name":"a","key":[{"type":"path"}],"limits":[{"rate":1}]}]}`,
-			want: []string{"redis.cluster: must not be empty", "redis.token: must be a string", "redis.timeout_ms: must be between 1 and 10000", "redis.breaker.failures: must be between 1 and 1000"}},
+			want: []string{"redis.cluster: must not be empty", "redis.token_env: required (or token): the helper's bearer token", "redis.timeout_ms: must be between 1 and 10000", "redis.breaker.failures: must be between 1 and 1000"}},
+		{name: "token and token_env", json: `{"redis":{"cluster":"c","token":"t","token_env":"FLOODGATE_HELPER_TOKEN"},"policies":[{"name":"a","key":[{"type":"path"}],"limits":[{"rate":1}]}]}`,
+			want: []string{"redis.token_env: give token or token_env, not both"}},
+		{name: "token_env not a variable name", json: `{"redis":{"cluster":"c","token_env":"FLOODGATE TOKEN"},"policies":[{"name":"a","key":[{"type":"path"}],"limits":[{"rate":1}]}]}`,
+			want: []string{"redis.token_env: must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*, at most 128)"}},
+		{name: "empty token", json: `{"redis":{"cluster":"c","token":""},"policies":[{"name":"a","key":[{"type":"path"}],"limits":[{"rate":1}]}]}`,
+			want: []string{"redis.token: must not be empty"}},
 		{name: "duplicate and bad names", json: `{"policies":[{"name":"a","key":[{"type":"path"}],"limits":[{"rate":1}]},{"name":"a","key":[{"type":"path"}],"limits":[{"rate":1}]},{"name":"b c","key":[{"type":"path"}],"limits":[{"rate":1}]}]}`,
 			want: []string{`policies[1].name: "a" is already the name of policies[0]`, "policies[2].name: must be 1 to 64 letters, digits, '_', '.' or '-'"}},
 		{name: "key problems", json: `{"policies":[{"name":"a","key":[{"type":"header"},{"type":"ip"},{"type":"client_ip","trusted_hops":-1},{"type":"path","name":"x"}],"limits":[{"rate":1}]}]}`,

@@ -30,11 +30,14 @@ type remote struct {
 }
 
 func newRemote(cfg *config.Config, opts Options) (*remote, error) {
+	token, err := helperToken(cfg.Redis)
+	if err != nil {
+		return nil, err
+	}
 	r := &remote{cfg: cfg.Redis, prefix: cfg.SharedData.Prefix,
 		breakerKey: cfg.SharedData.Prefix + ":breaker:" + cfg.Redis.Cluster,
 		headers: [][2]string{{":method", "POST"}, {":path", "/"}, {":authority", cfg.Redis.Authority},
-			{"authorization", "Bearer " + cfg.Redis.Token}, {"content-type", "application/json"}}}
-	var err error
+			{"authorization", "Bearer " + token}, {"content-type", "application/json"}}}
 	if r.opened, err = host.DefineMetric(host.Counter, "floodgate.redis.breaker_opened"); err != nil {
 		return nil, fmt.Errorf("define metric: %w", err)
 	}
