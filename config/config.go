@@ -60,11 +60,32 @@ type Redis struct {
 	syncTimeoutSet bool
 }
 
+// BackendKind is where a policy's state lives.
+type BackendKind string
+
 // Backends.
 const (
-	BackendLocal  = "local"
-	BackendRedis  = "redis"
-	BackendHybrid = "hybrid"
+	// BackendLocal keeps the state in the proxy's shared data: exact for one proxy.
+	BackendLocal BackendKind = "local"
+	// BackendRedis decides every request in Redis through the helper: exact across proxies.
+	BackendRedis BackendKind = "redis"
+	// BackendHybrid decides locally on quota Redis reserves for each proxy, synced on a tick.
+	BackendHybrid BackendKind = "hybrid"
+)
+
+// FailureMode is what a policy does with a request whose state cannot be read or written (Redis
+// down, slow or answering garbage, its breaker open, shared-data contention).
+type FailureMode string
+
+// Failure modes.
+const (
+	// FailOpen lets the request through undecided.
+	FailOpen FailureMode = "open"
+	// FailClosed answers 503.
+	FailClosed FailureMode = "closed"
+	// FailLocal decides on this proxy's shared data (redis and hybrid backends): the limit then
+	// holds per proxy rather than across proxies.
+	FailLocal FailureMode = "local"
 )
 
 // SharedData sizes the local store.
@@ -94,14 +115,11 @@ type Policy struct {
 	Cost            Cost
 	Shadow          bool
 	Response        Response
-	// Backend is where the state lives: BackendLocal, BackendRedis or BackendHybrid.
-	Backend string
-	// FailOpen says what happens when the state cannot be read or written: admit (true) or
-	// answer 503 (false).
-	FailOpen bool
-	// FallbackLocal (failure_mode "local", redis and hybrid backends, the default of hybrid)
-	// decides with local shared data while Redis cannot be reached.
-	FallbackLocal bool
+	// Backend is where the state lives.
+	Backend BackendKind
+	// FailureMode applies when the state cannot be read or written: FailLocal by default for the
+	// redis and hybrid backends (limiting goes on per proxy), FailOpen for the local backend.
+	FailureMode FailureMode
 	// Compiled is the algorithm policy built from Limits and Strategy.
 	Compiled *algorithm.Policy
 }
@@ -384,7 +402,7 @@ func (p *parser) policy(v gjson.Result, path string) *Policy {
 		return nil
 	}
 	pol := &Policy{Strategy: algorithm.Absolute, HardLimitFactor: 1, Cost: Cost{Value: 1},
-		Response: Response{Status: 429, Body: "rate limit exceeded\n"}, FailOpen: true, Backend: BackendLocal}
+		Response: Response{Status: 429, Body: "rate limit exceeded\n"}, Backend: BackendLocal}
 	if n := v.Get("name"); !n.Exists() {
 		p.errf(join(path, "name"), "is required")
 	} else if s, ok := p.str(n, join(path, "name")); ok {
@@ -431,23 +449,18 @@ func (p *parser) policy(v gjson.Result, path string) *Policy {
 		p.response(r, join(path, "response"), &pol.Response)
 	}
 	if b := v.Get("backend"); b.Exists() {
-		if name, ok := p.str(b, join(path, "backend")); ok {
-			switch name {
-			case BackendLocal, BackendRedis:
-				pol.Backend = name
-			case BackendHybrid:
-				pol.Backend = name
-				pol.FailOpen, pol.FallbackLocal = false, true
-			default:
-				p.errf(join(path, "backend"), "must be one of local, redis, hybrid")
-			}
+		if name, ok := p.oneOf(b, join(path, "backend"), string(BackendLocal), string(BackendRedis), string(BackendHybrid)); ok {
+			pol.Backend = BackendKind(name)
 		}
 	}
+	pol.FailureMode = FailOpen
+	if pol.Backend != BackendLocal {
+		pol.FailureMode = FailLocal
+	}
 	if f := v.Get("failure_mode"); f.Exists() {
-		if mode, ok := p.oneOf(f, join(path, "failure_mode"), "open", "closed", "local"); ok {
-			pol.FailOpen = mode == "open"
-			pol.FallbackLocal = mode == "local"
-			if mode == "local" && pol.Backend == BackendLocal {
+		if mode, ok := p.oneOf(f, join(path, "failure_mode"), string(FailOpen), string(FailClosed), string(FailLocal)); ok {
+			pol.FailureMode = FailureMode(mode)
+			if pol.FailureMode == FailLocal && pol.Backend == BackendLocal {
 				p.errf(join(path, "failure_mode"), "\"local\" applies to the redis and hybrid backends only")
 			}
 		}

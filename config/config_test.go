@@ -25,7 +25,7 @@ func TestParseValid(t *testing.T) {
 			if p.Strategy != algorithm.Absolute || p.Limits[0].Quota != 10 || p.Limits[0].WindowMs != 1000 || p.Limits[0].GroupMs != 100 {
 				t.Errorf("limit defaults: %+v", p.Limits[0])
 			}
-			if p.Response.Status != 429 || p.Response.Headers != HeadersIETF || !p.FailOpen || !p.MissingKey.Skip || p.Cost.Value != 1 {
+			if p.Response.Status != 429 || p.Response.Headers != HeadersIETF || p.FailureMode != FailOpen || !p.MissingKey.Skip || p.Cost.Value != 1 {
 				t.Errorf("policy defaults: %+v", p)
 			}
 			if p.Compiled == nil {
@@ -65,7 +65,7 @@ func TestParseValid(t *testing.T) {
 				if p.Limits[0].Quota != 55 || p.Limits[0].GroupMs != 250 || p.Cost.Header != "x-cost" || p.Cost.Value != 2 || p.Cost.Max != 50 {
 					t.Errorf("limits/cost %+v %+v", p.Limits, p.Cost)
 				}
-				if !p.Shadow || p.Response.Status != 503 || !p.Response.ProblemJSON || p.Response.Headers != HeadersBoth || p.FailOpen {
+				if !p.Shadow || p.Response.Status != 503 || !p.Response.ProblemJSON || p.Response.Headers != HeadersBoth || p.FailureMode != FailClosed {
 					t.Errorf("answer %+v", p)
 				}
 			}},
@@ -76,8 +76,15 @@ func TestParseValid(t *testing.T) {
 				if r.Cluster != "floodgate-redis-helper" || r.Authority != r.Cluster || r.Token != "t" || r.TimeoutMs != 80 || r.BreakerFailures != 3 || r.BreakerCooldownMs != 2000 {
 					t.Errorf("redis %+v", r)
 				}
-				if p.Backend != BackendRedis || !p.FallbackLocal || p.FailOpen {
+				if p.Backend != BackendRedis || p.FailureMode != FailLocal {
 					t.Errorf("policy %+v", p)
+				}
+			}},
+		{name: "redis backend falls back to local limiting by default", json: `{"redis":{"cluster":"c","token":"t"},
+			"policies":[{"name":"p","key":[{"type":"path"}],"limits":[{"rate":1}],"backend":"redis"}]}`,
+			check: func(t *testing.T, c *Config) {
+				if p := c.Policies[0]; p.FailureMode != FailLocal {
+					t.Errorf("failure mode %q, want local", p.FailureMode)
 				}
 			}},
 		{name: "hybrid backend", json: `{"redis":{"cluster":"c","token":"t","sync_interval_ms":250},
@@ -88,10 +95,10 @@ func TestParseValid(t *testing.T) {
 				if c.Redis.SyncIntervalMs != 250 || c.Redis.TimeoutMs != 50 || c.Redis.SyncTimeoutMs != 499 {
 					t.Errorf("redis %+v", c.Redis)
 				}
-				if p := c.Policies[0]; p.Backend != BackendHybrid || !p.FallbackLocal || p.FailOpen {
+				if p := c.Policies[0]; p.Backend != BackendHybrid || p.FailureMode != FailLocal {
 					t.Errorf("hybrid falls back to local limiting by default: %+v", p)
 				}
-				if q := c.Policies[1]; q.FallbackLocal || !q.FailOpen {
+				if q := c.Policies[1]; q.FailureMode != FailOpen {
 					t.Errorf("failure_mode open: %+v", q)
 				}
 			}},
