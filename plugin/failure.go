@@ -20,7 +20,9 @@ func (ps *policyState) failed(c *call, err error) (out outcome, answered bool) {
 		}
 		return outcome{res: res, err: lerr}, false
 	case config.FailClosed:
+		_ = ps.m.failedClosed.Add(1)
 		return outcome{err: err}, true
 	}
+	_ = ps.m.failedOpen.Add(1)
 	return outcome{err: err}, false
 }

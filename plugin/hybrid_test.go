@@ -1,7 +1,6 @@
 package plugin
 
 import (
-	"encoding/binary"
 	"testing"
 
 	"github.com/floodgate-proxy/floodgate/algorithm"
@@ -137,8 +136,8 @@ const hybridTestConfig = `{"redis":{"cluster":"c","token":"t","breaker":{"failur
 // lease of its own (only the leader's tick calls the helper then).
 func TestHybridOpenBreakerStopsLeasesFromRequests(t *testing.T) {
 	e := newEmulated(t, hybridTestConfig)
-	open := binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint32(nil, 0), uint64(e.now.Load()+60000))
-	if err := host.SetSharedData("floodgate:breaker:c", open, 0); err != nil {
+	open := breakerState{openUntil: e.now.Load() + 60000}
+	if err := host.SetSharedData("floodgate:breaker:c", open.encode(), 0); err != nil {
 		t.Fatal(err)
 	}
 	answered := 0

@@ -37,7 +37,9 @@ type policyState struct {
 // policyMetrics are a policy's counters, named floodgate.<policy>.<what> (Envoy shows them as
 // wasmcustom.floodgate.<policy>.<what>).
 type policyMetrics struct {
-	allowed, rejected, suppressed, shadowRejected, errors, evictions, fallbacks host.Metric
+	allowed, rejected, suppressed, shadowRejected, errors, evictions host.Metric
+	// Decisions taken without the policy's backend, by failure mode.
+	fallbacks, failedOpen, failedClosed host.Metric
 }
 
 func newLimiter(cfg *config.Config, opts Options) (*limiter, error) {
@@ -50,7 +52,7 @@ func newLimiter(cfg *config.Config, opts Options) (*limiter, error) {
 		}{
 			{&ps.m.allowed, "allowed"}, {&ps.m.rejected, "rejected"}, {&ps.m.suppressed, "suppressed"},
 			{&ps.m.shadowRejected, "shadow_rejected"}, {&ps.m.errors, "errors"}, {&ps.m.evictions, "evictions"},
-			{&ps.m.fallbacks, "fallbacks"},
+			{&ps.m.fallbacks, "fallbacks"}, {&ps.m.failedOpen, "failed_open"}, {&ps.m.failedClosed, "failed_closed"},
 		} {
 			var err error
 			if *m.dst, err = host.DefineMetric(host.Counter, "floodgate."+p.Name+"."+m.name); err != nil {
