@@ -45,9 +45,9 @@ func serveHelper(t testing.TB, srv *redistest.Server) string {
 	// A down Redis refuses connections at once; the budgets only bound a slow answer, which a
 	// busy test machine gives (a batch of 100 000 state records takes 100 ms unloaded).
 	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{srv.Addr}, Username: "floodgate", Password: password,
-		Protocol: 2, DialTimeout: 100 * time.Millisecond, ReadTimeout: time.Second, MaxRetries: -1})
+		Protocol: 2, DialTimeout: 100 * time.Millisecond, ReadTimeout: 2 * time.Second, MaxRetries: -1})
 	t.Cleanup(func() { client.Close() })
-	h, err := redishelper.New(client, redishelper.Options{Token: helperToken, Timeout: time.Second})
+	h, err := redishelper.New(client, redishelper.Options{Token: helperToken, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
