@@ -358,10 +358,10 @@ func TestShippedRedisRuns(t *testing.T) {
 	l, _ := algorithm.NewLimit(10, 1, 0)
 	p, _ := algorithm.NewPolicy(algorithm.Absolute, 1, l)
 	var args []any
-	for _, a := range redislimit.Args(p, 1, 0.5, -1) {
+	for _, a := range redislimit.Args(p, redislimit.Call{Cost: 1, Draw: 0.5, NowMs: -1}) {
 		args = append(args, a)
 	}
-	if _, err := fg.Eval(ctx, redislimit.Script, []string{"{floodgate:p:1}"}, args...).Int64Slice(); err != nil {
+	if _, err := fg.Eval(ctx, redislimit.ScriptFor(p).Source, []string{"{floodgate:p:1}"}, args...).Int64Slice(); err != nil {
 		t.Fatalf("floodgate's script: %v", err)
 	}
 	if err := fg.Do(ctx, "EVAL", "return redis.call('FLUSHALL')", "0").Err(); err == nil {

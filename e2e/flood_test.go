@@ -102,7 +102,7 @@ func TestRedisStaysBoundedUnderAKeyFlood(t *testing.T) {
 	hit(beforehand)
 
 	// The flood: the decision the plugin sends for a path never seen again.
-	args := redislimit.Args(cfg.Policies[0].Compiled, 1, 0.5, -1)
+	args := redislimit.Args(cfg.Policies[0].Compiled, redislimit.Call{Cost: 1, Draw: 0.5, NowMs: -1})
 	rng := rand.New(rand.NewPCG(12, 34))
 	var peak int64
 	rounds := floodKeys / batch
@@ -115,10 +115,10 @@ func TestRedisStaysBoundedUnderAKeyFlood(t *testing.T) {
 		cmds := make([][]string, batch)
 		for i := range cmds {
 			key := fmt.Sprintf("{floodgate:per-path:%x%x}", rng.Uint64(), rng.Uint64())
-			cmds[i] = append([]string{"EVALSHA", redislimit.ScriptSHA, "1", key}, args...)
+			cmds[i] = append([]string{"EVALSHA", redislimit.ScriptFor(cfg.Policies[0].Compiled).SHA, "1", key}, args...)
 		}
 		if r == 0 { // the script may not be loaded yet
-			floodPipeline(t, addr, [][]string{append([]string{"EVAL", redislimit.Script}, cmds[0][2:]...)})
+			floodPipeline(t, addr, [][]string{append([]string{"EVAL", redislimit.ScriptFor(cfg.Policies[0].Compiled).Source}, cmds[0][2:]...)})
 			cmds = cmds[1:]
 		}
 		floodPipeline(t, addr, cmds)

@@ -221,14 +221,15 @@ func (s *syncer) collect(b *hybridBackend, now int64) {
 // NOSCRIPT for (a node that does not know the script yet) are sent once more with EVAL; the others
 // are applied. A call that cannot be made ends its leases (lost).
 func (s *syncer) send(leases []sentLease, retried bool) {
-	verb, script := "EVALSHA", redislimit.ScriptSHA
-	if retried {
-		verb, script = "EVAL", redislimit.Script
-	}
 	body := []byte{'['}
 	start, records := 0, 0
 	for i, sl := range leases {
-		cmd := command(verb, script, s.h.redisKey(sl.b.ps.cfg.Name, sl.h1, sl.h2), redislimit.LeaseArgs(sl.b.policy, sl.lease, -1))
+		script := redislimit.ScriptFor(sl.b.policy)
+		verb, name := "EVALSHA", script.SHA
+		if retried {
+			verb, name = "EVAL", script.Source
+		}
+		cmd := command(verb, name, s.h.redisKey(sl.b.ps.cfg.Name, sl.h1, sl.h2), redislimit.LeaseArgs(sl.b.policy, sl.lease, redislimit.Call{NowMs: -1}))
 		r := redislimit.Records(sl.b.policy)
 		if i > start && (i-start == maxBatch || len(body)+len(cmd)+2 > maxBatchBytes || records+r > redislimit.MaxPipelineRecords) {
 			s.call(leases[start:i], append(body, ']'), retried)
