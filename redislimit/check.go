@@ -12,8 +12,8 @@ import (
 
 // MaxPipelineRecords bounds the state records (buckets, over every limit of every key) one
 // helper call may make Redis read and write. A script's run time follows the records of its
-// key's state (about 1 µs each in Redis 7, see README's Operations section), so this keeps one
-// /pipeline call near 100 ms of Redis time whatever its keys: 500 one-second keys
+// key's state (0.1 to 0.2 µs each in Redis 7, see README's Operations section), so this keeps
+// one /pipeline call within 10 to 20 ms of Redis time whatever its keys: 500 one-second keys
 // (10 records each) fit, as do 6 keys of 16 limits of 1000 buckets. The helper refuses a
 // pipeline above it; the hybrid backend cuts its batches below it.
 const MaxPipelineRecords = 100_000
