@@ -73,9 +73,8 @@ func run(logger *slog.Logger) error {
 	opts := &redis.UniversalOptions{
 		Addrs:    strings.Split(*addrs, ","),
 		Username: *redisUser, Password: password,
-		// The floodgate ACL user may not run CLIENT SETINFO.
-		DisableIdentity: true,
-		Protocol:        2, DialTimeout: 250 * time.Millisecond, ReadTimeout: *timeout, WriteTimeout: *timeout,
+		Protocol: 2, DialTimeout: 250 * time.Millisecond, ReadTimeout: *timeout, WriteTimeout: *timeout,
+		DisableIdentity: true, // the floodgate ACL user may not run CLIENT SETINFO
 	}
 	switch *mode {
 	case "standalone":

@@ -47,15 +47,10 @@ type Options struct {
 	// must be "{<prefix>:...}" for one of them. Default: floodgate. Each is 1 to 64 of
 	// [A-Za-z0-9_.-], so that it is also a literal Redis ACL key pattern.
 	KeyPrefixes []string
-	// Scripts are the scripts the helper runs (default redislimit.Scripts()).
-	Scripts []redislimit.LuaScript
 	// MaxBody bounds a request body in bytes (default 64 KiB).
 	MaxBody int64
 	// MaxPipeline bounds the commands of one pipeline (default 500).
 	MaxPipeline int
-	// MaxRecords bounds the state records the script calls of one request touch (default
-	// redislimit.MaxPipelineRecords).
-	MaxRecords int
 	// Timeout bounds the Redis work of one request (default 1 s).
 	Timeout time.Duration
 	// Logger receives structured logs (default slog.Default()).
@@ -89,17 +84,11 @@ func New(client redis.UniversalClient, opts Options) (*Handler, error) {
 			return nil, fmt.Errorf("redishelper: key prefix %q: want 1 to 64 of [A-Za-z0-9_.-]", p)
 		}
 	}
-	if len(opts.Scripts) == 0 {
-		opts.Scripts = redislimit.Scripts()
-	}
 	if opts.MaxBody <= 0 {
 		opts.MaxBody = 64 << 10
 	}
 	if opts.MaxPipeline <= 0 {
 		opts.MaxPipeline = 500
-	}
-	if opts.MaxRecords <= 0 {
-		opts.MaxRecords = redislimit.MaxPipelineRecords
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = time.Second
@@ -108,7 +97,7 @@ func New(client redis.UniversalClient, opts Options) (*Handler, error) {
 		opts.Logger = slog.Default()
 	}
 	h := &Handler{client: client, opts: opts, scripts: map[string]redislimit.LuaScript{}, metrics: newMetrics(), mux: http.NewServeMux()}
-	for _, s := range opts.Scripts {
+	for _, s := range redislimit.Scripts() {
 		sum := sha1.Sum([]byte(s.Source))
 		h.scripts[hex.EncodeToString(sum[:])] = s
 	}
@@ -155,9 +144,7 @@ func (r reply) MarshalJSON() ([]byte, error) {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v)
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 func (h *Handler) authorized(w http.ResponseWriter, r *http.Request) bool {
@@ -221,6 +208,15 @@ func args(cmd []any) ([]any, error) {
 		}
 	}
 	return out, nil
+}
+
+// accept turns a JSON command into Redis arguments if it is what floodgate needs, and returns
+// its cost in state records.
+func (h *Handler) accept(cmd []any) (a []any, records int, err error) {
+	if a, err = args(cmd); err == nil {
+		records, err = h.check(a)
+	}
+	return a, records, err
 }
 
 // check lets through what floodgate needs and nothing else, and returns the command's cost in
@@ -298,10 +294,7 @@ func (h *Handler) command(w http.ResponseWriter, r *http.Request) {
 	if !h.readBody(w, r, &cmd) {
 		return
 	}
-	a, err := args(cmd)
-	if err == nil {
-		_, err = h.check(a)
-	}
+	a, _, err := h.accept(cmd)
 	if err != nil {
 		h.refused(w, err, "")
 		return
@@ -335,18 +328,14 @@ func (h *Handler) pipeline(w http.ResponseWriter, r *http.Request) {
 	all := make([][]any, len(cmds))
 	total := 0
 	for i, c := range cmds {
-		a, err := args(c)
-		var records int
-		if err == nil {
-			records, err = h.check(a)
-		}
+		a, records, err := h.accept(c)
 		if err != nil {
 			h.refused(w, err, fmt.Sprintf(" (command %d)", i))
 			return
 		}
-		if total += records; total > h.opts.MaxRecords {
+		if total += records; total > redislimit.MaxPipelineRecords {
 			h.refused(w, &refusal{reason: "pipeline", msg: fmt.Sprintf(
-				"ERR the pipeline's scripts touch more than %d state records (command %d): split it", h.opts.MaxRecords, i)}, "")
+				"ERR the pipeline's scripts touch more than %d state records (command %d): split it", redislimit.MaxPipelineRecords, i)}, "")
 			return
 		}
 		all[i] = a
