@@ -46,8 +46,13 @@ type Redis struct {
 	Cluster string
 	// Authority is the :authority of the calls (default: the cluster name).
 	Authority string
-	// Token is the bearer token of the helper.
+	// Token is the bearer token of the helper, written in the configuration (redis.token): whoever
+	// reads the configuration (Istio: the WasmPlugin; Envoy: its config dump) reads the token.
 	Token string
+	// TokenEnv (redis.token_env) names the variable of the VM's environment that holds the token
+	// instead (Envoy: vm_config.environment_variables; Istio: WasmPlugin vmConfig.env). Exactly
+	// one of Token and TokenEnv is set; the plugin reads the variable when it loads.
+	TokenEnv string
 	// TimeoutMs bounds one call; a request waits at most that long for its decision.
 	TimeoutMs uint32
 	// BreakerFailures consecutive failures open the breaker for BreakerCooldownMs, during which
@@ -101,9 +106,14 @@ type SharedData struct {
 
 // Strategy names.
 const (
-	StrategyAbsolute   = "absolute"
-	StrategySuppressed = "suppressed"
+	StrategyAbsolute    = "absolute"
+	StrategySuppressed  = "suppressed"
+	StrategyGCRA        = "gcra"
+	StrategyTokenBucket = "token_bucket"
 )
+
+var strategies = map[string]algorithm.Strategy{StrategyAbsolute: algorithm.Absolute, StrategySuppressed: algorithm.Suppressed,
+	StrategyGCRA: algorithm.GCRA, StrategyTokenBucket: algorithm.TokenBucket}
 
 // Policy is one named rate-limiting rule.
 type Policy struct {
@@ -477,8 +487,8 @@ func (p *parser) policy(v gjson.Result, path string) *Policy {
 		pol.MissingKey.Skip = true
 	}
 	if s := v.Get("strategy"); s.Exists() {
-		if name, ok := p.oneOf(s, join(path, "strategy"), StrategyAbsolute, StrategySuppressed); ok && name == StrategySuppressed {
-			pol.Strategy = algorithm.Suppressed
+		if name, ok := p.oneOf(s, join(path, "strategy"), StrategyAbsolute, StrategySuppressed, StrategyGCRA, StrategyTokenBucket); ok {
+			pol.Strategy = strategies[name]
 		}
 	}
 	if h := v.Get("hard_limit_factor"); h.Exists() {
@@ -524,8 +534,11 @@ func (p *parser) policy(v gjson.Result, path string) *Policy {
 	return pol
 }
 
+// envName is the form of redis.token_env.
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+
 func (p *parser) redis(v gjson.Result, path string) *Redis {
-	if !p.object(v, path, "cluster", "authority", "token", "timeout_ms", "breaker", "sync_interval_ms", "sync_timeout_ms") {
+	if !p.object(v, path, "cluster", "authority", "token", "token_env", "timeout_ms", "breaker", "sync_interval_ms", "sync_timeout_ms") {
 		return nil
 	}
 	r := &Redis{TimeoutMs: 50, BreakerFailures: 5, BreakerCooldownMs: 5000, SyncIntervalMs: 100}
@@ -539,10 +552,24 @@ func (p *parser) redis(v gjson.Result, path string) *Redis {
 			r.Authority = s
 		}
 	}
-	if s, ok := p.str(v.Get("token"), join(path, "token")); ok && s != "" {
-		r.Token = s
-	} else if ok {
-		p.errf(join(path, "token"), "must not be empty")
+	token, env := v.Get("token"), v.Get("token_env")
+	switch {
+	case token.Exists() && env.Exists():
+		p.errf(join(path, "token_env"), "give token or token_env, not both")
+	case env.Exists():
+		if s, ok := p.str(env, join(path, "token_env")); ok && envName.MatchString(s) {
+			r.TokenEnv = s
+		} else if ok {
+			p.errf(join(path, "token_env"), "must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*, at most 128)")
+		}
+	case token.Exists():
+		if s, ok := p.str(token, join(path, "token")); ok && s != "" {
+			r.Token = s
+		} else if ok {
+			p.errf(join(path, "token"), "must not be empty")
+		}
+	default:
+		p.errf(join(path, "token_env"), "required (or token): the helper's bearer token")
 	}
 	if t := v.Get("timeout_ms"); t.Exists() {
 		if n, ok := p.integer(t, join(path, "timeout_ms"), 1, 10000); ok {
@@ -746,7 +773,7 @@ func (p *parser) limits(v gjson.Result, path string, pol *Policy) {
 	ok := true
 	for i, lv := range v.Array() {
 		lp := index(path, i)
-		l, good := p.limit(lv, lp)
+		l, good := p.limit(lv, lp, pol.Strategy)
 		ok = ok && good
 		pol.Limits = append(pol.Limits, l)
 	}
@@ -761,12 +788,22 @@ func (p *parser) limits(v gjson.Result, path string, pol *Policy) {
 	pol.Compiled = compiled
 }
 
-func (p *parser) limit(v gjson.Result, path string) (algorithm.Limit, bool) {
-	if !p.object(v, path, "rate", "window", "requests", "group_ms") {
+func (p *parser) limit(v gjson.Result, path string, strategy algorithm.Strategy) (algorithm.Limit, bool) {
+	if !p.object(v, path, "rate", "window", "requests", "group_ms", "burst") {
+		return algorithm.Limit{}, false
+	}
+	if strategy == algorithm.TokenBucket {
+		return p.bucketLimit(v, path)
+	}
+	if v.Get("burst").Exists() {
+		p.errf(join(path, "burst"), "applies to the token_bucket strategy only")
 		return algorithm.Limit{}, false
 	}
 	var group int64
-	if g := v.Get("group_ms"); g.Exists() {
+	if g := v.Get("group_ms"); g.Exists() && strategy == algorithm.GCRA {
+		p.errf(join(path, "group_ms"), "applies to the absolute and suppressed strategies only: gcra counts no buckets")
+		return algorithm.Limit{}, false
+	} else if g.Exists() {
 		n, ok := p.integer(g, join(path, "group_ms"), 1, 86400000)
 		if !ok {
 			return algorithm.Limit{}, false
@@ -822,6 +859,44 @@ func (p *parser) limit(v gjson.Result, path string) (algorithm.Limit, bool) {
 		}
 		l, err = algorithm.NewLimit(rate.Num, window, group)
 	}
+	if err != nil {
+		p.errf(path, "%v", err)
+		return l, false
+	}
+	return l, true
+}
+
+// bucketLimit reads a token_bucket limit: {"rate": tokens per second, "burst": tokens}.
+func (p *parser) bucketLimit(v gjson.Result, path string) (algorithm.Limit, bool) {
+	ok := true
+	for _, f := range []string{"window", "requests", "group_ms"} {
+		if v.Get(f).Exists() {
+			p.errf(join(path, f), "does not apply to token_bucket: its limits are {\"rate\": tokens per second, \"burst\": tokens}")
+			ok = false
+		}
+	}
+	rate, burst := v.Get("rate"), v.Get("burst")
+	switch {
+	case !rate.Exists():
+		p.errf(join(path, "rate"), "is required (tokens per second)")
+		ok = false
+	case rate.Type != gjson.Number || rate.Num <= 0:
+		p.errf(join(path, "rate"), "must be > 0")
+		ok = false
+	}
+	var b int64
+	if !burst.Exists() {
+		p.errf(join(path, "burst"), "is required (the bucket's size in tokens)")
+		ok = false
+	} else if n, good := p.integer(burst, join(path, "burst"), 1, algorithm.MaxQuota); good {
+		b = n
+	} else {
+		ok = false
+	}
+	if !ok {
+		return algorithm.Limit{}, false
+	}
+	l, err := algorithm.NewTokenBucket(rate.Num, b)
 	if err != nil {
 		p.errf(path, "%v", err)
 		return l, false

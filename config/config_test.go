@@ -33,6 +33,16 @@ func TestParseValid(t *testing.T) {
 				t.Error("not compiled")
 			}
 		}},
+		{name: "gcra and token_bucket", json: `{"policies":[{"name":"g","key":[{"type":"path"}],"strategy":"gcra","limits":[{"requests":"100/m"},{"rate":2.5,"window":4}]},
+			{"name":"t","key":[{"type":"path"}],"strategy":"token_bucket","limits":[{"rate":0.5,"burst":3}]}]}`, check: func(t *testing.T, c *Config) {
+			g, tb := c.Policies[0], c.Policies[1]
+			if g.Strategy != algorithm.GCRA || g.Compiled.IntervalUs(0) != 600000 || g.Compiled.IntervalUs(1) != 400000 || g.Limits[1].Quota != 10 {
+				t.Errorf("gcra: %+v", g.Limits)
+			}
+			if tb.Strategy != algorithm.TokenBucket || tb.Limits[0].Quota != 3 || tb.Limits[0].WindowMs != 6000 || tb.Compiled.IntervalUs(0) != 2000000 {
+				t.Errorf("token bucket: %+v", tb.Limits)
+			}
+		}},
 		{name: "requests forms", json: `{"policies":[{"name":"p","key":[{"type":"constant","value":"all"}],
 			"limits":[{"requests":"100/m"},{"requests":"10/30s"},{"requests":"1000/h"},{"requests":"5/2d"}]}]}`, check: func(t *testing.T, c *Config) {
 			want := []struct{ q, w int64 }{{100, 60000}, {10, 30000}, {1000, 3600000}, {5, 172800000}}
@@ -86,6 +96,13 @@ func TestParseValid(t *testing.T) {
 			check: func(t *testing.T, c *Config) {
 				if p := c.Policies[0]; p.FailureMode != FailLocal {
 					t.Errorf("failure mode %q, want local", p.FailureMode)
+				}
+			}},
+		{name: "token from the VM's environment", json: `{"redis":{"cluster":"c","token_env":"FLOODGATE_HELPER_TOKEN"},
+			"policies":[{"name":"p","key":[{"type":"path"}],"limits":[{"rate":1}],"backend":"redis"}]}`,
+			check: func(t *testing.T, c *Config) {
+				if c.Redis.TokenEnv != "FLOODGATE_HELPER_TOKEN" || c.Redis.Token != "" {
+					t.Errorf("redis %+v", c.Redis)
 				}
 			}},
 		{name: "hybrid backend", json: `{"redis":{"cluster":"c","token":"t","sync_interval_ms":250},
@@ -164,6 +181,19 @@ func TestParseInvalid(t *testing.T) {
 			want: []string{"policies[0].stratgy: unknown field", "policies[0].shadow: must be true or false",
 				"policies[0].response.status: must be between 400 and 599", "policies[0].response.headers: must be one of ietf, legacy, both, none"}},
 		{name: "hard factor with absolute", json: pol(`,"hard_limit_factor":2`), want: []string{"policies[0].hard_limit_factor: applies to the suppressed strategy only"}},
+		{name: "token bucket limits take rate and burst only", json: `{"policies":[{"name":"a","key":[{"type":"path"}],"strategy":"token_bucket",
+			"limits":[{"rate":1,"burst":5,"window":10,"group_ms":100},{"requests":"10/s"},{"rate":0,"burst":0},{"rate":1e-9,"burst":3}]}]}`,
+			want: []string{`policies[0].limits[0].window: does not apply to token_bucket: its limits are {"rate": tokens per second, "burst": tokens}`,
+				`policies[0].limits[0].group_ms: does not apply to token_bucket: its limits are {"rate": tokens per second, "burst": tokens}`,
+				`policies[0].limits[1].requests: does not apply to token_bucket: its limits are {"rate": tokens per second, "burst": tokens}`,
+				"policies[0].limits[1].rate: is required (tokens per second)", "policies[0].limits[1].burst: is required (the bucket's size in tokens)",
+				"policies[0].limits[2].rate: must be > 0", "policies[0].limits[2].burst: must be between 1 and 2147483647",
+				"policies[0].limits[3]: burst 3 at rate 1e-09 per second takes 3000000000 s to refill, more than 2678400 s"}},
+		{name: "burst outside token_bucket, group_ms with gcra", json: `{"policies":[{"name":"a","key":[{"type":"path"}],"limits":[{"rate":1,"burst":5}]},
+			{"name":"b","key":[{"type":"path"}],"strategy":"gcra","limits":[{"requests":"10/s","group_ms":100}],"hard_limit_factor":2}]}`,
+			want: []string{"policies[0].limits[0].burst: applies to the token_bucket strategy only",
+				"policies[1].hard_limit_factor: applies to the suppressed strategy only",
+				"policies[1].limits[0].group_ms: applies to the absolute and suppressed strategies only: gcra counts no buckets"}},
 		{name: "unknown backend", json: pol(`,"backend":"memcached"`), want: []string{`policies[0].backend: must be one of local, redis, hybrid`}},
 		{name: "hybrid backend without the redis section", json: pol(`,"backend":"hybrid"`), want: []string{`policies[0].backend: "hybrid" needs the top-level redis section`}},
 		{name: "hybrid window too short for the timeout", json: `{"redis":{"cluster":"c","token":"t","timeout_ms":500,"sync_interval_ms":5},
@@ -176,7 +206,13 @@ func TestParseInvalid(t *testing.T) {
 		{name: "redis backend without its section", json: pol(`,"backend":"redis"`), want: []string{`policies[0].backend: "redis" needs the top-level redis section`}},
 		{name: "local fallback on a local policy", json: pol(`,"failure_mode":"local"`), want: []string{`policies[0].failure_mode: "local" applies to the redis and hybrid backends only`}},
 		{name: "redis section problems", json: `{"redis":{"cluster":"","timeout_ms":0,"breaker":{"failures":0}},"policies":[{"name":"a","key":[{"type":"path"}],"limits":[{"rate":1}]}]}`,
-			want: []string{"redis.cluster: must not be empty", "redis.token: must be a string", "redis.timeout_ms: must be between 1 and 10000", "redis.breaker.failures: must be between 1 and 1000"}},
+			want: []string{"redis.cluster: must not be empty", "redis.token_env: required (or token): the helper's bearer token", "redis.timeout_ms: must be between 1 and 10000", "redis.breaker.failures: must be between 1 and 1000"}},
+		{name: "token and token_env", json: `{"redis":{"cluster":"c","token":"t","token_env":"FLOODGATE_HELPER_TOKEN"},"policies":[{"name":"a","key":[{"type":"path"}],"limits":[{"rate":1}]}]}`,
+			want: []string{"redis.token_env: give token or token_env, not both"}},
+		{name: "token_env not a variable name", json: `{"redis":{"cluster":"c","token_env":"FLOODGATE TOKEN"},"policies":[{"name":"a","key":[{"type":"path"}],"limits":[{"rate":1}]}]}`,
+			want: []string{"redis.token_env: must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*, at most 128)"}},
+		{name: "empty token", json: `{"redis":{"cluster":"c","token":""},"policies":[{"name":"a","key":[{"type":"path"}],"limits":[{"rate":1}]}]}`,
+			want: []string{"redis.token: must not be empty"}},
 		{name: "duplicate and bad names", json: `{"policies":[{"name":"a","key":[{"type":"path"}],"limits":[{"rate":1}]},{"name":"a","key":[{"type":"path"}],"limits":[{"rate":1}]},{"name":"b c","key":[{"type":"path"}],"limits":[{"rate":1}]}]}`,
 			want: []string{`policies[1].name: "a" is already the name of policies[0]`, "policies[2].name: must be 1 to 64 letters, digits, '_', '.' or '-'"}},
 		{name: "key problems", json: `{"policies":[{"name":"a","key":[{"type":"header"},{"type":"ip"},{"type":"client_ip","trusted_hops":-1},{"type":"path","name":"x"}],"limits":[{"rate":1}]}]}`,

@@ -26,14 +26,15 @@ func (b *redisBackend) decide(c *call) (outcome, bool) {
 	c.key = append([]byte(nil), c.key...) // the limiter's buffer is reused by other requests meanwhile
 	h1, h2 := keyHashes(c.key)
 	rkey := b.helper.redisKey(b.policy.Name, h1, h2)
-	args := redislimit.Args(b.policy.Compiled, c.cost, c.draw, -1)
+	script := redislimit.ScriptFor(b.policy.Compiled)
+	args := redislimit.Args(b.policy.Compiled, redislimit.Call{Cost: c.cost, Draw: c.draw, NowMs: -1})
 	stream := c.ev.stream
 	var send func(body []byte, retried bool) error
 	send = func(body []byte, retried bool) error {
 		return b.helper.post(false, body, b.helper.cfg.TimeoutMs, func(numHeaders, bodySize int) {
 			res, noscript, err := readAnswer(numHeaders, bodySize)
 			if noscript && !retried {
-				if send(command("EVAL", redislimit.Script, rkey, args), true) == nil {
+				if send(command("EVAL", script.Source, rkey, args), true) == nil {
 					return
 				}
 			}
@@ -44,7 +45,7 @@ func (b *redisBackend) decide(c *call) (outcome, bool) {
 			c.finish(outcome{res: res, err: err})
 		})
 	}
-	if err := send(command("EVALSHA", redislimit.ScriptSHA, rkey, args), false); err != nil {
+	if err := send(command("EVALSHA", script.SHA, rkey, args), false); err != nil {
 		b.helper.breaker.record(false, c.now)
 		return outcome{err: err}, false
 	}
