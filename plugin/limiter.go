@@ -187,7 +187,7 @@ func (l *limiter) apply(ev *evaluation, out outcome) (verdict, bool) {
 	ps := c.ps
 	if out.err != nil {
 		var answered bool
-		if out, answered = ps.failed(c, out.err); answered {
+		if out, answered = ps.failed(c, out); answered {
 			return verdict{reject: unavailable}, true
 		}
 		if out.err != nil {
