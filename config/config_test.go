@@ -262,7 +262,7 @@ func TestKeysAndMatches(t *testing.T) {
 	tests := []struct {
 		name, key, extra string
 		want             []byte // nil when the request is skipped or rejected
-		missing          bool     // a part was missing
+		missing          bool   // a part was missing
 	}{
 		{name: "header", key: `[{"type":"header","name":"X-Api-Key"}]`, want: keyOf("k1")},
 		{name: "peer ip strips the port", key: `[{"type":"client_ip"}]`, want: keyOf("2001:db8::1")},
