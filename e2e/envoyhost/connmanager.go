@@ -89,7 +89,8 @@ func MutateRequest(cm bootstrap.ConnManager, local netip.Addr, peer netip.AddrPo
 
 // lastAddressFromXFF is Envoy's getLastAddressFromXFF: drop the last skip entries, take the last
 // remaining one, trim blanks, and parse it as an IP address (no port, no zone). single reports a
-// header holding that one address and nothing skipped.
+// header holding that one address and nothing skipped. The plugin has its own (config/keys.go),
+// written apart on purpose: the e2e tests compare the two.
 func lastAddressFromXFF(xff string, skip int) (a netip.Addr, single bool) {
 	for i := 0; i < skip; i++ {
 		c := strings.LastIndex(xff, ",")

@@ -40,7 +40,7 @@ func run() error {
 	wasmPath := flag.String("wasm", "", "plugin module (default: the filter's code.local.filename, relative to the bootstrap)")
 	vms := flag.Int("vms", 2, "worker VMs (Envoy: --concurrency)")
 	echo := flag.Bool("echo-upstream", true, "start an echo upstream on the route's cluster address when nothing listens there")
-	admin := flag.String("admin", "127.0.0.1:9901", "address of the /stats endpoint (empty: none)")
+	admin := flag.String("admin", "127.0.0.1:9901", "address of the admin endpoint: /stats, /stats/prometheus (empty: none)")
 	flag.Parse()
 
 	b, err := bootstrap.Load(*configPath)
