@@ -60,7 +60,7 @@ func TestRedisMetersExactAcrossGateways(t *testing.T) {
 	for _, c := range meterCases {
 		t.Run(c.name, func(t *testing.T) {
 			addr, _ := helperFor(t)
-			cfg := `{"redis":{"cluster":"floodgate-redis-helper","token":"t0ken","timeout_ms":500},"policies":[` +
+			cfg := `{"redis":{"cluster":"floodgate-redis-helper","token":"` + helperToken + `","timeout_ms":500},"policies":[` +
 				policy("m", `,"key":[{"type":"client_ip"}],"backend":"redis"`+c.fields) + `]}`
 			a := startHost(t, cfg, 2, withCluster(addr))
 			b := startHost(t, cfg, 2, withCluster(addr))
