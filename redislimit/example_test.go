@@ -15,7 +15,7 @@ func ExampleArgs() {
 	script := redislimit.ScriptFor(p)
 	args := redislimit.Args(p, redislimit.Call{Cost: 1, Draw: 0.5, NowMs: -1}) // NowMs -1: Redis's clock
 	fmt.Printf("%s: cost %s draw %s strategy %s limits %s quota %s window %s\n", script.Name, args[0], args[1], args[4], args[6], args[7], args[8])
-	res, _ := redislimit.Result([]int64{1, 100, 60000, 99, 0, 60000, -1, 0, 0, 0, 0})
+	res, _ := redislimit.Result([]int64{1, 100, 60000, 99, 0, 60000, 0, 0, -1, 0, 0})
 	fmt.Println(res.Allowed, res.Remaining)
 	// Output:
 	// decide: cost 1 draw 0.5 strategy 1 limits 1 quota 100 window 60000

@@ -27,8 +27,8 @@ var (
 	//go:embed meter.lua
 	meterSource string
 
-	decideScript = LuaScript{Name: "decide", Source: decideSource, SHA: "4fd746e399416280490ec73e95463980d7a6b562"}
-	meterScript  = LuaScript{Name: "meter", Source: meterSource, SHA: "aa7882008bebee673ecbec2b92f1daf474cf2a9d"}
+	decideScript = LuaScript{Name: "decide", Source: decideSource, SHA: "10da60bd5380ac1bfdb32cffb708c5d43da8dce4"}
+	meterScript  = LuaScript{Name: "meter", Source: meterSource, SHA: "6c1d9f7a53f8b1fc0a5e33c59947b7d98bc1614e"}
 )
 
 // Scripts lists every script floodgate runs in Redis. The helper runs these and nothing else, so
@@ -62,8 +62,7 @@ type Call struct {
 // changed nothing.
 var ErrDeadlinePassed = errors.New("redislimit: the call reached Redis after its deadline: nothing was counted")
 
-// Positions in a decision's answer, and its length; a meter's answer stops before the
-// suppression factor.
+// Positions in a decision's answer, and its length.
 const (
 	ansAllowed = iota
 	ansLimit
@@ -71,13 +70,12 @@ const (
 	ansRemaining
 	ansRetryAfterMs
 	ansResetAfterMs
+	ansSuppressionFactor // × 1e6
+	ansSuppressed
 	ansDecider
 	ansReason
 	ansReset
-	ansSuppressionFactor // × 1e6
-	ansSuppressed
 	answerLen
-	meterAnswerLen = ansSuppressionFactor
 )
 
 // Positions in a lease's answer, and its length.
@@ -135,9 +133,6 @@ func optional(set bool, v int64) string {
 func Result(v []int64) (algorithm.Result, error) {
 	if len(v) == 1 && v[0] == deadlinePassed {
 		return algorithm.Result{}, ErrDeadlinePassed
-	}
-	if len(v) == meterAnswerLen {
-		v = append(v[:meterAnswerLen:meterAnswerLen], 0, 0)
 	}
 	if len(v) != answerLen {
 		return algorithm.Result{}, fmt.Errorf("redislimit: answer of %d values, want %d", len(v), answerLen)
