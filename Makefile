@@ -12,8 +12,10 @@ NOOP      := build/noop.wasm
 
 .PHONY: all build noop run test check deps bench oci push clean
 
+# The image tag. The image digest does not depend on it (nor on the command): one plugin.wasm,
+# one digest, printed by both `make oci` and `make push`.
 VERSION  ?= dev
-REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null)
+TAG      ?= $(VERSION)
 
 all: build
 
@@ -65,13 +67,13 @@ $(HELPER): go.mod go.sum $(wildcard cmd/redis-helper/*.go internal/redishelper/*
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -o $@ ./cmd/redis-helper
 
 oci: $(PLUGIN) $(HELPER)
-	$(GO) run ./cmd/floodgate-oci -wasm $(PLUGIN) -layout build/oci/floodgate -version $(VERSION) -revision "$(REVISION)"
-	$(GO) run ./cmd/floodgate-oci -helper $(HELPER) -layout build/oci/redis-helper -version $(VERSION) -revision "$(REVISION)"
+	$(GO) run ./cmd/floodgate-oci -wasm $(PLUGIN) -layout build/oci/floodgate -version $(TAG)
+	$(GO) run ./cmd/floodgate-oci -helper $(HELPER) -layout build/oci/redis-helper -version $(TAG)
 
 push: $(PLUGIN) $(HELPER)
 	@test -n "$(REGISTRY)" || { echo "usage: make push REGISTRY=registry.example.com/team TAG=v0.1.0"; exit 2; }
-	$(GO) run ./cmd/floodgate-oci -wasm $(PLUGIN) -push $(REGISTRY)/floodgate:$(or $(TAG),$(VERSION)) -version $(or $(TAG),$(VERSION)) -revision "$(REVISION)"
-	$(GO) run ./cmd/floodgate-oci -helper $(HELPER) -push $(REGISTRY)/redis-helper:$(or $(TAG),$(VERSION)) -version $(or $(TAG),$(VERSION)) -revision "$(REVISION)"
+	$(GO) run ./cmd/floodgate-oci -wasm $(PLUGIN) -push $(REGISTRY)/floodgate:$(TAG) -version $(TAG)
+	$(GO) run ./cmd/floodgate-oci -helper $(HELPER) -push $(REGISTRY)/redis-helper:$(TAG) -version $(TAG)
 
 clean:
 	rm -rf $(PLUGIN) build
