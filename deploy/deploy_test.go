@@ -14,6 +14,8 @@ import (
 	"github.com/floodgate-proxy/floodgate/config"
 	"google.golang.org/protobuf/encoding/protojson"
 	extensionsv1alpha1 "istio.io/api/extensions/v1alpha1"
+	securityv1 "istio.io/api/security/v1"
+	typev1beta1 "istio.io/api/type/v1beta1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
@@ -65,6 +67,16 @@ func TestIstioWasmPlugin(t *testing.T) {
 	if !strings.HasPrefix(spec.GetUrl(), "oci://") || spec.GetPluginName() != "floodgate" ||
 		spec.GetFailStrategy() != extensionsv1alpha1.FailStrategy_FAIL_CLOSE || spec.GetPhase() != extensionsv1alpha1.PluginPhase_AUTHZ {
 		t.Fatalf("spec %v", &spec)
+	}
+	// Istio counts gateway listeners as CLIENT traffic (pilot/pkg/model/extensions.go,
+	// workloadModeForListenerClass): a WasmPlugin selecting a gateway with mode SERVER attaches
+	// nothing. deploy/istio/istiotest proves it with Istio's own code.
+	if spec.GetSelector().GetMatchLabels()["istio"] == "ingressgateway" {
+		for _, m := range spec.GetMatch() {
+			if mode := m.GetMode(); mode != typev1beta1.WorkloadMode_CLIENT && mode != typev1beta1.WorkloadMode_CLIENT_AND_SERVER {
+				t.Errorf("match mode %v on a gateway: Istio attaches the plugin to no listener", mode)
+			}
+		}
 	}
 	// Istio hands pluginConfig to the plugin as JSON: it must pass floodgate's validation.
 	pc, err := protojson.Marshal(spec.GetPluginConfig())
@@ -146,5 +158,76 @@ func TestRedisHelperManifests(t *testing.T) {
 	want := fmt.Sprintf("outbound|%d||%s.%s.svc.cluster.local", svc.Spec.Ports[0].Port, svc.Name, svc.Namespace)
 	if cfg.Redis.Cluster != want || cfg.Redis.Token != secret.StringData["token"] {
 		t.Fatalf("pluginConfig.redis %+v, want cluster %s and the Secret's token", cfg.Redis, want)
+	}
+}
+
+// jwtPayloadMetadata is the name under which Istio's jwt_authn keeps a verified payload in
+// dynamic metadata (payload_in_metadata; pilot/pkg/xds/filters/filters.go, EnvoyJwtFilterPayload).
+// deploy/istio/istiotest reads it from the configuration istiod generates.
+const jwtPayloadMetadata = "payload"
+
+// TestIstioRequestAuthentication decodes the RequestAuthentication against istio.io/api and
+// checks that it and the WasmPlugin fit: the same gateway, and, since Istio's jwt_authn removes
+// the token it verified (forwardOriginalToken false), every jwt_claim key reads the verified
+// payload from metadata instead of the Authorization header, which would be gone.
+func TestIstioRequestAuthentication(t *testing.T) {
+	data, err := os.ReadFile("istio/requestauthentication.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := decode(t, data)
+	if o.APIVersion != "security.istio.io/v1" || o.Kind != "RequestAuthentication" {
+		t.Fatalf("object %s %s", o.APIVersion, o.Kind)
+	}
+	var ra securityv1.RequestAuthentication
+	if err := protojson.Unmarshal(o.Spec, &ra); err != nil {
+		t.Fatalf("spec does not match istio.io/api: %v", err)
+	}
+	forwarded := len(ra.GetJwtRules()) > 0
+	for _, r := range ra.GetJwtRules() {
+		if r.GetIssuer() == "" || (r.GetJwksUri() == "" && r.GetJwks() == "") {
+			t.Errorf("rule %v: issuer and key set required", r)
+		}
+		forwarded = forwarded && r.GetForwardOriginalToken()
+	}
+
+	wp, _ := os.ReadFile("istio/wasmplugin.yaml")
+	w := decode(t, wp)
+	var spec extensionsv1alpha1.WasmPlugin
+	if err := protojson.Unmarshal(w.Spec, &spec); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(ra.GetSelector().GetMatchLabels()) != fmt.Sprint(spec.GetSelector().GetMatchLabels()) || w.Metadata.Namespace != o.Metadata.Namespace {
+		t.Fatalf("RequestAuthentication selects %v in %s, WasmPlugin %v in %s",
+			ra.GetSelector().GetMatchLabels(), o.Metadata.Namespace, spec.GetSelector().GetMatchLabels(), w.Metadata.Namespace)
+	}
+	pc, err := protojson.Marshal(spec.GetPluginConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Policies []struct {
+			Name string
+			Key  []struct{ Type, Metadata string }
+		}
+	}
+	if err := json.Unmarshal(pc, &doc); err != nil {
+		t.Fatal(err)
+	}
+	claims := 0
+	for _, p := range doc.Policies {
+		for _, k := range p.Key {
+			if k.Type != string(config.KeyJWTClaim) {
+				continue
+			}
+			claims++
+			if !forwarded && k.Metadata != jwtPayloadMetadata {
+				t.Errorf("policy %s: jwt_claim with metadata %q; the token is removed before floodgate runs, the verified payload is in metadata %q",
+					p.Name, k.Metadata, jwtPayloadMetadata)
+			}
+		}
+	}
+	if claims == 0 {
+		t.Fatal("no jwt_claim key: the RequestAuthentication serves no policy")
 	}
 }
