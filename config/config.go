@@ -121,42 +121,6 @@ type HeaderMatch struct {
 	Present bool
 }
 
-// KeyType is the source of one part of a key.
-type KeyType string
-
-// Key sources.
-const (
-	KeyHeader   KeyType = "header"
-	KeyClientIP KeyType = "client_ip"
-	KeyPath     KeyType = "path"
-	KeyMethod   KeyType = "method"
-	KeyQuery    KeyType = "query"
-	KeyJWTClaim KeyType = "jwt_claim"
-	KeyConstant KeyType = "constant"
-)
-
-// KeyPart is one source of a policy's key.
-type KeyPart struct {
-	Type KeyType
-	// Name is the header (header) or query parameter (query).
-	Name string
-	// TrustedHops (client_ip): 0 takes the peer address; N > 0 the N-th address from the right
-	// of X-Forwarded-For, as appended by N trusted proxies in front.
-	TrustedHops int
-	// Claim (jwt_claim) is a dotted path into the token's payload; Header carries the bearer
-	// token (default authorization).
-	Claim, Header string
-	// Value is the constant.
-	Value string
-}
-
-// MissingKey says what to do when a key part is missing from the request.
-type MissingKey struct {
-	// Skip leaves the request unlimited by this policy; otherwise Fallback is the key.
-	Skip     bool
-	Fallback string
-}
-
 // Cost is how many units a request counts for.
 type Cost struct {
 	// Value is the constant cost, or the default when Header is set and unusable.
@@ -396,12 +360,8 @@ func (p *parser) policy(v gjson.Result, path string) *Policy {
 	if m := v.Get("match"); m.Exists() {
 		p.match(m, join(path, "match"), &pol.Match)
 	}
-	p.key(v.Get("key"), join(path, "key"), pol)
-	if m := v.Get("missing_key"); m.Exists() {
-		p.missingKey(m, join(path, "missing_key"), &pol.MissingKey)
-	} else {
-		pol.MissingKey.Skip = true
-	}
+	pol.Key = p.keyParts(v.Get("key"), join(path, "key"))
+	pol.MissingKey = p.missingKey(v.Get("missing_key"), join(path, "missing_key"))
 	if s := v.Get("strategy"); s.Exists() {
 		if name, ok := p.oneOf(s, join(path, "strategy"), StrategyAbsolute, StrategySuppressed); ok && name == StrategySuppressed {
 			pol.Strategy = algorithm.Suppressed
@@ -578,89 +538,6 @@ func (p *parser) strings(v gjson.Result, path string, norm func(string) string) 
 		}
 	}
 	return out
-}
-
-func (p *parser) key(v gjson.Result, path string, pol *Policy) {
-	if !v.Exists() {
-		p.errf(path, "is required")
-		return
-	}
-	if !v.IsArray() || len(v.Array()) == 0 || len(v.Array()) > MaxKeyParts {
-		p.errf(path, "must be an array of 1 to %d key sources", MaxKeyParts)
-		return
-	}
-	for i, kv := range v.Array() {
-		kp := index(path, i)
-		if !kv.IsObject() {
-			p.errf(kp, "must be an object")
-			continue
-		}
-		typ, ok := p.oneOf(kv.Get("type"), join(kp, "type"), "header", "client_ip", "path", "method", "query", "jwt_claim", "constant")
-		if !ok {
-			continue
-		}
-		part := KeyPart{Type: KeyType(typ)}
-		switch part.Type {
-		case KeyHeader, KeyQuery:
-			p.object(kv, kp, "type", "name")
-			if name, ok := p.str(kv.Get("name"), join(kp, "name")); ok && name != "" {
-				part.Name = name
-				if part.Type == KeyHeader {
-					part.Name = strings.ToLower(name)
-				}
-			} else if ok {
-				p.errf(join(kp, "name"), "must not be empty")
-			}
-		case KeyClientIP:
-			p.object(kv, kp, "type", "trusted_hops")
-			if h := kv.Get("trusted_hops"); h.Exists() {
-				if n, ok := p.integer(h, join(kp, "trusted_hops"), 0, 16); ok {
-					part.TrustedHops = int(n)
-				}
-			}
-		case KeyPath, KeyMethod:
-			p.object(kv, kp, "type")
-		case KeyJWTClaim:
-			p.object(kv, kp, "type", "claim", "header")
-			if c, ok := p.str(kv.Get("claim"), join(kp, "claim")); ok && c != "" {
-				part.Claim = c
-			} else if ok {
-				p.errf(join(kp, "claim"), "must not be empty")
-			}
-			part.Header = "authorization"
-			if h := kv.Get("header"); h.Exists() {
-				if s, ok := p.str(h, join(kp, "header")); ok {
-					part.Header = strings.ToLower(s)
-				}
-			}
-		case KeyConstant:
-			p.object(kv, kp, "type", "value")
-			if s, ok := p.str(kv.Get("value"), join(kp, "value")); ok {
-				part.Value = s
-			}
-		}
-		pol.Key = append(pol.Key, part)
-	}
-}
-
-func (p *parser) missingKey(v gjson.Result, path string, mk *MissingKey) {
-	if !p.object(v, path, "action", "value") {
-		return
-	}
-	action, ok := p.oneOf(v.Get("action"), join(path, "action"), "skip", "fallback")
-	if !ok {
-		return
-	}
-	mk.Skip = action == "skip"
-	val := v.Get("value")
-	switch {
-	case mk.Skip && val.Exists():
-		p.errf(join(path, "value"), "applies to the fallback action only")
-	case !mk.Skip:
-		if s, ok := p.str(val, join(path, "value")); ok {
-			mk.Fallback = s
-		}
-	}
 }
 
 var requestsForm = regexp.MustCompile(`^([0-9]+)/([0-9]*)(s|m|h|d)$`)

@@ -38,6 +38,7 @@ func TestSchemaMatchesParser(t *testing.T) {
 		{"$defs.policy.properties.match.properties", sorted("path", "methods", "hosts", "headers")},
 		{"$defs.policy.properties.response.properties", sorted("status", "body", "problem_json", "headers")},
 		{"$defs.limit.properties", sorted("rate", "window", "requests", "group_ms")},
+		{"$defs.policy.properties.missing_key.properties", sorted("action", "key", "value", "status")},
 	}
 	for _, tc := range tests {
 		if got := keys(tc.path); got != tc.want {

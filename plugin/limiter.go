@@ -38,12 +38,13 @@ type policyState struct {
 	// Error logs are rate-limited to one a second per policy.
 	lastLogMs int64
 	quiet     int
+	missing   missingLog // requests lacking a key part (missingkey.go)
 }
 
 // policyMetrics are a policy's counters, named floodgate.<policy>.<what> (Envoy shows them as
 // wasmcustom.floodgate.<policy>.<what>).
 type policyMetrics struct {
-	allowed, rejected, suppressed, shadowRejected, errors, evictions, fallbacks host.Metric
+	allowed, rejected, suppressed, shadowRejected, errors, evictions, fallbacks, missingKey host.Metric
 }
 
 func newLimiter(cfg *config.Config, opts Options) (*limiter, error) {
@@ -65,7 +66,7 @@ func newLimiter(cfg *config.Config, opts Options) (*limiter, error) {
 		}{
 			{&ps.m.allowed, "allowed"}, {&ps.m.rejected, "rejected"}, {&ps.m.suppressed, "suppressed"},
 			{&ps.m.shadowRejected, "shadow_rejected"}, {&ps.m.errors, "errors"}, {&ps.m.evictions, "evictions"},
-			{&ps.m.fallbacks, "fallbacks"},
+			{&ps.m.fallbacks, "fallbacks"}, {&ps.m.missingKey, "missing_key"},
 		} {
 			if *m.dst, err = host.DefineMetric(host.Counter, "floodgate."+p.Name+"."+m.name); err != nil {
 				return nil, fmt.Errorf("policy %s: define metric %s: %w", p.Name, m.name, err)
@@ -163,9 +164,14 @@ func (l *limiter) run(ev *evaluation, resume func(verdict)) (verdict, bool) {
 		if !ps.cfg.Matches(ev.req) {
 			continue
 		}
-		key, ok := ps.cfg.BuildKey(ev.req, l.keyBuf)
-		if !ok {
-			continue
+		key, missing := ps.cfg.BuildKey(ev.req, l.keyBuf)
+		if missing != nil {
+			if v, stop := ps.missingKey(ev.now, missing); stop {
+				return v, false
+			}
+			if key == nil {
+				continue
+			}
 		}
 		l.keyBuf = key[:0]
 		cost := ps.cfg.CostOf(ev.req)
