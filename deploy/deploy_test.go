@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -229,5 +230,40 @@ func TestIstioRequestAuthentication(t *testing.T) {
 	}
 	if claims == 0 {
 		t.Fatal("no jwt_claim key: the RequestAuthentication serves no policy")
+	}
+}
+
+// TestFailCloseIsDocumentedAsIstioApplies keeps the manifest's comment and the README in step
+// with what Istio does on FAIL_CLOSE when the gateway cannot fetch or verify the module: a
+// deny-all RBAC filter, 403 for every request (deploy/istio/istiotest,
+// TestFailStrategyAsTheAgentApplies, runs Istio's code for it), not the 503 of a failed VM.
+func TestFailCloseIsDocumentedAsIstioApplies(t *testing.T) {
+	wp, err := os.ReadFile("istio/wasmplugin.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(wp), "\n")
+	at := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, "  failStrategy:") })
+	if at < 0 {
+		t.Fatal("no failStrategy")
+	}
+	comment := ""
+	for i := at - 1; i >= 0 && strings.HasPrefix(lines[i], "  #"); i-- {
+		comment = lines[i] + "\n" + comment
+	}
+	if !strings.Contains(comment, "403") || !strings.Contains(comment, "RBAC") {
+		t.Errorf("the comment on failStrategy does not say that a module Istio cannot fetch means 403 for every request:\n%s", comment)
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := strings.Index(string(readme), "### Istio\n")
+	end := strings.Index(string(readme), "### Other proxy-wasm hosts")
+	if start < 0 || end < start {
+		t.Fatal("README has no Istio section")
+	}
+	if section := string(readme[start:end]); !strings.Contains(section, "403") || !strings.Contains(section, "FAIL_CLOSE") {
+		t.Error("README's Istio section does not say what FAIL_CLOSE does when the module cannot be fetched (403)")
 	}
 }
