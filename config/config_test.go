@@ -232,8 +232,13 @@ func jwtAuthnMetadata(t testing.TB, name, payload string) []byte {
 }
 
 // keyOf is the key a policy named p builds from parts.
-func keyOf(parts ...string) []byte {
-	key := appendPart(nil, "p")
+func keyOf(parts ...string) []byte { return keyNamed("p", parts...) }
+
+// fallbackOf is the fallback key policy p builds from parts.
+func fallbackOf(parts ...string) []byte { return keyNamed("p\x00fallback", parts...) }
+
+func keyNamed(name string, parts ...string) []byte {
+	key := appendPart(nil, name)
 	for _, part := range parts {
 		key = appendPart(key, part)
 	}
@@ -256,28 +261,28 @@ func TestKeysAndMatches(t *testing.T) {
 	}, metadata: jwtAuthnMetadata(t, "payload", `{"sub":"verified-alice","org":{"id":7,"paid":true},"https://example.com/tenant":"t1","roles":["a"]}`)}
 	tests := []struct {
 		name, key, extra string
-		want             []string // the key's parts; nil when the request is skipped
-		missing          bool     // a part was missing
+		want             []byte // nil when the request is skipped or rejected
+		missing          bool   // a part was missing
 	}{
-		{name: "header", key: `[{"type":"header","name":"X-Api-Key"}]`, want: []string{"k1"}},
-		{name: "peer ip strips the port", key: `[{"type":"client_ip"}]`, want: []string{"2001:db8::1"}},
-		{name: "path without query, method", key: `[{"type":"path"},{"type":"method"}]`, want: []string{"/api/v1/items", "GET"}},
-		{name: "query", key: `[{"type":"query","name":"tenant"}]`, want: []string{"acme"}},
-		{name: "unverified jwt claim, nested", key: `[{"type":"jwt_claim","claim":"sub","header":"authorization"},{"type":"jwt_claim","claim":"org.id","header":"Authorization"}]`, want: []string{"alice", "42"}},
+		{name: "header", key: `[{"type":"header","name":"X-Api-Key"}]`, want: keyOf("k1")},
+		{name: "peer ip strips the port", key: `[{"type":"client_ip"}]`, want: keyOf("2001:db8::1")},
+		{name: "path without query, method", key: `[{"type":"path"},{"type":"method"}]`, want: keyOf("/api/v1/items", "GET")},
+		{name: "query", key: `[{"type":"query","name":"tenant"}]`, want: keyOf("acme")},
+		{name: "unverified jwt claim, nested", key: `[{"type":"jwt_claim","claim":"sub","header":"authorization"},{"type":"jwt_claim","claim":"org.id","header":"Authorization"}]`, want: keyOf("alice", "42")},
 		{name: "verified jwt claims", key: `[{"type":"jwt_claim","claim":"sub","metadata":"payload"},{"type":"jwt_claim","claim":"org.id","metadata":"payload"},{"type":"jwt_claim","claim":"org.paid","metadata":"payload"}]`,
-			want: []string{"verified-alice", "7", "true"}},
-		{name: "verified claim with a dot in its name", key: `[{"type":"jwt_claim","claim":"https://example\\.com/tenant","metadata":"payload"}]`, want: []string{"t1"}},
+			want: keyOf("verified-alice", "7", "true")},
+		{name: "verified claim with a dot in its name", key: `[{"type":"jwt_claim","claim":"https://example\\.com/tenant","metadata":"payload"}]`, want: keyOf("t1")},
 		{name: "verified claim that is a list is missing", key: `[{"type":"jwt_claim","claim":"roles","metadata":"payload"}]`, extra: `,"missing_key":{"action":"skip"}`, missing: true},
 		{name: "verified payload under another name is missing", key: `[{"type":"jwt_claim","claim":"sub","metadata":"https://issuer"}]`, extra: `,"missing_key":{"action":"skip"}`, missing: true},
 		{name: "missing header skipped", key: `[{"type":"header","name":"x-none"}]`, extra: `,"missing_key":{"action":"skip"}`, missing: true},
 		{name: "missing header rejected", key: `[{"type":"header","name":"x-none"}]`, extra: `,"missing_key":{"action":"reject"}`, missing: true},
-		{name: "missing header falls back to the client ip by default", key: `[{"type":"header","name":"x-none"}]`, want: []string{"\x00fallback", "2001:db8::1"}, missing: true},
-		{name: "missing header falls back to a shared key", key: `[{"type":"header","name":"x-none"}]`, extra: `,"missing_key":{"action":"fallback","value":"anon"}`, want: []string{"\x00fallback", "anon"}, missing: true},
+		{name: "missing header falls back to the client ip by default", key: `[{"type":"header","name":"x-none"}]`, want: fallbackOf("2001:db8::1"), missing: true},
+		{name: "missing header falls back to a shared key", key: `[{"type":"header","name":"x-none"}]`, extra: `,"missing_key":{"action":"fallback","value":"anon"}`, want: fallbackOf("anon"), missing: true},
 		{name: "missing header falls back to other parts", key: `[{"type":"header","name":"x-none"}]`, extra: `,"missing_key":{"action":"fallback","key":[{"type":"query","name":"tenant"},{"type":"method"}]}`,
-			want: []string{"\x00fallback", "acme", "GET"}, missing: true},
+			want: fallbackOf("acme", "GET"), missing: true},
 		{name: "a missing fallback part shares one key", key: `[{"type":"header","name":"x-none"}]`, extra: `,"missing_key":{"action":"fallback","key":[{"type":"header","name":"x-nope"}]}`,
-			want: []string{"\x00missing"}, missing: true},
-		{name: "constant", key: `[{"type":"constant","value":"all"}]`, want: []string{"all"}},
+			want: keyNamed("p\x00missing"), missing: true},
+		{name: "constant", key: `[{"type":"constant","value":"all"}]`, want: keyOf("all")},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -292,8 +297,8 @@ func TestKeysAndMatches(t *testing.T) {
 				}
 				return
 			}
-			if want := keyOf(tc.want...); !bytes.Equal(key, want) {
-				t.Fatalf("key %q, want %q", key, want)
+			if !bytes.Equal(key, tc.want) {
+				t.Fatalf("key %q, want %q", key, tc.want)
 			}
 		})
 	}
@@ -376,7 +381,7 @@ func TestMalformedCredentialsDoNotEscape(t *testing.T) {
 			r.headers["authorization"] = token
 		}
 		key, missing := p.BuildKey(r, nil)
-		if missing == nil || !bytes.Equal(key, keyOf("\x00fallback", "203.0.113.9")) {
+		if missing == nil || !bytes.Equal(key, fallbackOf("203.0.113.9")) {
 			t.Errorf("token %.40q: key %q (missing %v), want the client IP's fallback key", token, key, missing)
 		}
 	}

@@ -101,12 +101,12 @@ func (p *Policy) BuildKey(r Request, dst []byte) (key []byte, missing *KeyPart) 
 		if p.MissingKey.Action != MissingFallback {
 			return nil, missing
 		}
-		// "\x00" cannot start a header value or a path, so fallback keys never meet ordinary ones.
-		key = appendPart(appendPart(dst[:0], p.Name), "\x00fallback")
+		// A policy name has no NUL: whatever a client sends, no ordinary key starts like these.
+		key = appendPart(dst[:0], p.Name+"\x00fallback")
 		for i := range p.MissingKey.Fallback {
 			v, found := p.MissingKey.Fallback[i].value(r)
 			if !found {
-				key = appendPart(appendPart(dst[:0], p.Name), "\x00missing")
+				key = appendPart(dst[:0], p.Name+"\x00missing")
 				break
 			}
 			key = appendPart(key, v)
@@ -187,7 +187,7 @@ func xffClientIP(r Request, k *KeyPart) (string, bool) {
 }
 
 // lastAddressFromXFF returns the address that remains last in an X-Forwarded-For value once the
-// last skip addresses are ignored, in canonical form, as Envoy's getlastAddressFromXFF does
+// last skip addresses are ignored, in canonical form, as Envoy's getLastAddressFromXFF does
 // (source/common/http/utility.cc): entries are split on ",", blanks around the address are
 // ignored, and the entry must be an IPv4 or IPv6 address without a port or zone.
 func lastAddressFromXFF(xff string, skip int) (string, bool) {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 
@@ -18,6 +19,8 @@ import (
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	wasmfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	// Registered so that an original_ip_detection_extensions entry decodes and is refused by name.
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/http/original_ip_detection/xff/v3"
 	wasmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/wasm/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -36,6 +39,8 @@ type Bootstrap struct {
 	Route string
 	// Filter is the wasm filter of the first listener.
 	Filter WasmFilter
+	// ConnManager is what the listener's HTTP connection manager does before any filter runs.
+	ConnManager ConnManager
 	// Raw is the whole decoded bootstrap.
 	Raw *bootstrapv3.Bootstrap
 }
@@ -49,6 +54,18 @@ type WasmFilter struct {
 	Configuration string
 	// FailOpen is the failure policy: true lets requests through when the plugin fails.
 	FailOpen bool
+}
+
+// ConnManager is the part of an HttpConnectionManager that decides the trusted client address
+// and X-Forwarded-For before the filters run (see e2e/envoyhost's model of it).
+type ConnManager struct {
+	// UseRemoteAddress, XffNumTrustedHops and SkipXffAppend are the fields of the same names.
+	UseRemoteAddress  bool
+	XffNumTrustedHops uint32
+	SkipXffAppend     bool
+	// InternalAddresses is internal_address_config.cidr_ranges: since Envoy 1.33 no address is
+	// internal (x-envoy-internal) unless it is listed there.
+	InternalAddresses []netip.Prefix
 }
 
 // Load reads and validates the bootstrap file at path.
@@ -140,6 +157,11 @@ func (b *Bootstrap) readFilters(chains []*listenerv3.FilterChain) error {
 	if hcm == nil {
 		return errors.New("bootstrap: listeners[0] has no http_connection_manager")
 	}
+	cm, err := connManager(hcm)
+	if err != nil {
+		return err
+	}
+	b.ConnManager = cm
 	vhosts := hcm.GetRouteConfig().GetVirtualHosts()
 	if len(vhosts) == 0 || len(vhosts[0].GetRoutes()) == 0 || vhosts[0].GetRoutes()[0].GetRoute().GetCluster() == "" {
 		return errors.New("bootstrap: the http_connection_manager needs an inline route_config whose first route sends to a cluster")
@@ -167,6 +189,27 @@ func (b *Bootstrap) readFilters(chains []*listenerv3.FilterChain) error {
 		return fmt.Errorf("bootstrap: want exactly one wasm filter, found %d", found)
 	}
 	return nil
+}
+
+// connManager reads the connection manager's client-address settings.
+func connManager(hcm *hcmv3.HttpConnectionManager) (ConnManager, error) {
+	if len(hcm.GetOriginalIpDetectionExtensions()) > 0 {
+		return ConnManager{}, errors.New("bootstrap: http_connection_manager: the gateway does not model original_ip_detection_extensions; use xff_num_trusted_hops")
+	}
+	cm := ConnManager{UseRemoteAddress: hcm.GetUseRemoteAddress().GetValue(), XffNumTrustedHops: hcm.GetXffNumTrustedHops(),
+		SkipXffAppend: hcm.GetSkipXffAppend()}
+	for i, r := range hcm.GetInternalAddressConfig().GetCidrRanges() {
+		a, err := netip.ParseAddr(r.GetAddressPrefix())
+		if err != nil {
+			return ConnManager{}, fmt.Errorf("bootstrap: http_connection_manager: internal_address_config.cidr_ranges[%d]: %w", i, err)
+		}
+		p, err := a.Prefix(int(r.GetPrefixLen().GetValue())) // prefix_len defaults to 0
+		if err != nil {
+			return ConnManager{}, fmt.Errorf("bootstrap: http_connection_manager: internal_address_config.cidr_ranges[%d]: %w", i, err)
+		}
+		cm.InternalAddresses = append(cm.InternalAddresses, p)
+	}
+	return cm, nil
 }
 
 func (b *Bootstrap) readWasm(pc *wasmv3.PluginConfig, where string) error {

@@ -1,7 +1,9 @@
 package bootstrap
 
 import (
+	"net/netip"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -102,6 +104,47 @@ func TestUnsupportedShapes(t *testing.T) {
 			_, err := Parse([]byte(tc.edit(t, shipped(t))))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestConnManager reads the connection manager's client-address settings from envoy.yaml.
+func TestConnManager(t *testing.T) {
+	const hcm = "          use_remote_address: true\n          xff_num_trusted_hops: 0\n"
+	tests := []struct {
+		name, new string
+		want      ConnManager
+		err       string
+	}{
+		{name: "shipped", new: hcm, want: ConnManager{UseRemoteAddress: true}},
+		{name: "Envoy's defaults", new: "", want: ConnManager{}},
+		{name: "trusted hops, no append, internal ranges", new: "          use_remote_address: true\n          xff_num_trusted_hops: 2\n          skip_xff_append: true\n" +
+			"          internal_address_config:\n            cidr_ranges:\n            - {address_prefix: 10.1.2.3, prefix_len: 8}\n            - {address_prefix: \"fd00::\", prefix_len: 8}\n",
+			want: ConnManager{UseRemoteAddress: true, XffNumTrustedHops: 2, SkipXffAppend: true,
+				InternalAddresses: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}}},
+		{name: "original ip detection extensions are refused", new: "          original_ip_detection_extensions:\n          - name: envoy.http.original_ip_detection.xff\n" +
+			"            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.http.original_ip_detection.xff.v3.XffConfig\n              xff_num_trusted_hops: 1\n",
+			err: "the gateway does not model original_ip_detection_extensions"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := shipped(t)
+			if !strings.Contains(src, hcm) {
+				t.Fatalf("envoy.yaml no longer contains %q", hcm)
+			}
+			b, err := Parse([]byte(strings.Replace(src, hcm, tc.new, 1)))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(b.ConnManager, tc.want) {
+				t.Fatalf("got %+v, want %+v", b.ConnManager, tc.want)
 			}
 		})
 	}
