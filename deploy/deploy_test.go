@@ -52,7 +52,9 @@ func decode(t *testing.T, doc []byte) object {
 	return o
 }
 
-func TestIstioWasmPlugin(t *testing.T) {
+// wasmPlugin decodes istio/wasmplugin.yaml strictly into its object and its istio.io/api spec.
+func wasmPlugin(t *testing.T) (object, *extensionsv1alpha1.WasmPlugin) {
+	t.Helper()
 	data, err := os.ReadFile("istio/wasmplugin.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -65,9 +67,14 @@ func TestIstioWasmPlugin(t *testing.T) {
 	if err := (protojson.UnmarshalOptions{}).Unmarshal(o.Spec, &spec); err != nil {
 		t.Fatalf("spec does not match istio.io/api: %v", err)
 	}
+	return o, &spec
+}
+
+func TestIstioWasmPlugin(t *testing.T) {
+	_, spec := wasmPlugin(t)
 	if !strings.HasPrefix(spec.GetUrl(), "oci://") || spec.GetPluginName() != "floodgate" ||
 		spec.GetFailStrategy() != extensionsv1alpha1.FailStrategy_FAIL_CLOSE || spec.GetPhase() != extensionsv1alpha1.PluginPhase_AUTHZ {
-		t.Fatalf("spec %v", &spec)
+		t.Fatalf("spec %v", spec)
 	}
 	// Istio counts gateway listeners as CLIENT traffic (pilot/pkg/model/extensions.go,
 	// workloadModeForListenerClass): a WasmPlugin selecting a gateway with mode SERVER attaches
@@ -143,14 +150,7 @@ func TestRedisHelperManifests(t *testing.T) {
 		t.Fatal("the Service does not select the Deployment")
 	}
 	// The WasmPlugin's redis.cluster is the cluster Istio makes for this Service.
-	wp, _ := os.ReadFile("istio/wasmplugin.yaml")
-	js, _ := yaml.YAMLToJSON(wp)
-	var o object
-	_ = json.Unmarshal(js, &o)
-	var spec extensionsv1alpha1.WasmPlugin
-	if err := protojson.Unmarshal(o.Spec, &spec); err != nil {
-		t.Fatal(err)
-	}
+	_, spec := wasmPlugin(t)
 	pc, _ := protojson.Marshal(spec.GetPluginConfig())
 	cfg, err := config.Parse(pc)
 	if err != nil {
@@ -192,12 +192,7 @@ func TestIstioRequestAuthentication(t *testing.T) {
 		forwarded = forwarded && r.GetForwardOriginalToken()
 	}
 
-	wp, _ := os.ReadFile("istio/wasmplugin.yaml")
-	w := decode(t, wp)
-	var spec extensionsv1alpha1.WasmPlugin
-	if err := protojson.Unmarshal(w.Spec, &spec); err != nil {
-		t.Fatal(err)
-	}
+	w, spec := wasmPlugin(t)
 	if fmt.Sprint(ra.GetSelector().GetMatchLabels()) != fmt.Sprint(spec.GetSelector().GetMatchLabels()) || w.Metadata.Namespace != o.Metadata.Namespace {
 		t.Fatalf("RequestAuthentication selects %v in %s, WasmPlugin %v in %s",
 			ra.GetSelector().GetMatchLabels(), o.Metadata.Namespace, spec.GetSelector().GetMatchLabels(), w.Metadata.Namespace)
