@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -28,7 +29,7 @@ func TestParseValid(t *testing.T) {
 			if p.Strategy != algorithm.Absolute || p.Limits[0].Quota != 10 || p.Limits[0].WindowMs != 1000 || p.Limits[0].GroupMs != 100 {
 				t.Errorf("limit defaults: %+v", p.Limits[0])
 			}
-			if p.Response.Status != 429 || p.Response.Headers != HeadersIETF || !p.FailOpen || p.Cost.Value != 1 {
+			if p.Response.Status != 429 || p.Response.Headers != HeadersIETF || p.FailureMode != FailOpen || p.Cost.Value != 1 {
 				t.Errorf("policy defaults: %+v", p)
 			}
 			if mk := p.MissingKey; mk.Action != MissingFallback || len(mk.Fallback) != 1 || mk.Fallback[0].Type != KeyClientIP || mk.Fallback[0].TrustedHops != 0 {
@@ -36,6 +37,16 @@ func TestParseValid(t *testing.T) {
 			}
 			if p.Compiled == nil {
 				t.Error("not compiled")
+			}
+		}},
+		{name: "gcra and token_bucket", json: `{"policies":[{"name":"g","key":[{"type":"path"}],"strategy":"gcra","limits":[{"requests":"100/m"},{"rate":2.5,"window":4}]},
+			{"name":"t","key":[{"type":"path"}],"strategy":"token_bucket","limits":[{"rate":0.5,"burst":3}]}]}`, check: func(t *testing.T, c *Config) {
+			g, tb := c.Policies[0], c.Policies[1]
+			if g.Strategy != algorithm.GCRA || g.Compiled.IntervalUs(0) != 600000 || g.Compiled.IntervalUs(1) != 400000 || g.Limits[1].Quota != 10 {
+				t.Errorf("gcra: %+v", g.Limits)
+			}
+			if tb.Strategy != algorithm.TokenBucket || tb.Limits[0].Quota != 3 || tb.Limits[0].WindowMs != 6000 || tb.Compiled.IntervalUs(0) != 2000000 {
+				t.Errorf("token bucket: %+v", tb.Limits)
 			}
 		}},
 		{name: "requests forms", json: `{"policies":[{"name":"p","key":[{"type":"constant","value":"all"}],
@@ -71,7 +82,7 @@ func TestParseValid(t *testing.T) {
 				if p.Limits[0].Quota != 55 || p.Limits[0].GroupMs != 250 || p.Cost.Header != "x-cost" || p.Cost.Value != 2 || p.Cost.Max != 50 {
 					t.Errorf("limits/cost %+v %+v", p.Limits, p.Cost)
 				}
-				if !p.Shadow || p.Response.Status != 503 || !p.Response.ProblemJSON || p.Response.Headers != HeadersBoth || p.FailOpen {
+				if !p.Shadow || p.Response.Status != 503 || !p.Response.ProblemJSON || p.Response.Headers != HeadersBoth || p.FailureMode != FailClosed {
 					t.Errorf("answer %+v", p)
 				}
 			}},
@@ -82,8 +93,22 @@ func TestParseValid(t *testing.T) {
 				if r.Cluster != "floodgate-redis-helper" || r.Authority != r.Cluster || r.Token != "t" || r.TimeoutMs != 80 || r.BreakerFailures != 3 || r.BreakerCooldownMs != 2000 {
 					t.Errorf("redis %+v", r)
 				}
-				if p.Backend != BackendRedis || !p.FallbackLocal || p.FailOpen {
+				if p.Backend != BackendRedis || p.FailureMode != FailLocal {
 					t.Errorf("policy %+v", p)
+				}
+			}},
+		{name: "redis backend falls back to local limiting by default", json: `{"redis":{"cluster":"c","token":"t"},
+			"policies":[{"name":"p","key":[{"type":"path"}],"limits":[{"rate":1}],"backend":"redis"}]}`,
+			check: func(t *testing.T, c *Config) {
+				if p := c.Policies[0]; p.FailureMode != FailLocal {
+					t.Errorf("failure mode %q, want local", p.FailureMode)
+				}
+			}},
+		{name: "token from the VM's environment", json: `{"redis":{"cluster":"c","token_env":"FLOODGATE_HELPER_TOKEN"},
+			"policies":[{"name":"p","key":[{"type":"path"}],"limits":[{"rate":1}],"backend":"redis"}]}`,
+			check: func(t *testing.T, c *Config) {
+				if c.Redis.TokenEnv != "FLOODGATE_HELPER_TOKEN" || c.Redis.Token != "" {
+					t.Errorf("redis %+v", c.Redis)
 				}
 			}},
 		{name: "hybrid backend", json: `{"redis":{"cluster":"c","token":"t","sync_interval_ms":250},
@@ -94,10 +119,10 @@ func TestParseValid(t *testing.T) {
 				if c.Redis.SyncIntervalMs != 250 || c.Redis.TimeoutMs != 50 || c.Redis.SyncTimeoutMs != 499 {
 					t.Errorf("redis %+v", c.Redis)
 				}
-				if p := c.Policies[0]; p.Backend != BackendHybrid || !p.FallbackLocal || p.FailOpen {
+				if p := c.Policies[0]; p.Backend != BackendHybrid || p.FailureMode != FailLocal {
 					t.Errorf("hybrid falls back to local limiting by default: %+v", p)
 				}
-				if q := c.Policies[1]; q.FallbackLocal || !q.FailOpen {
+				if q := c.Policies[1]; q.FailureMode != FailOpen {
 					t.Errorf("failure_mode open: %+v", q)
 				}
 			}},
@@ -129,7 +154,23 @@ func TestParseInvalid(t *testing.T) {
 		want []string // every line of the error, in order
 	}{
 		{name: "empty", json: ``, want: []string{"the configuration is empty: at least one policy is required"}},
-		{name: "not JSON", json: `{"policies":`, want: []string{"not valid JSON"}},
+		{name: "not JSON", json: `{"policies":`, want: []string{"not valid JSON: line 1, column 13: want a value, found end of input"}},
+		{name: "a syntax error names its line and column", json: "{\n  \"policies\": [\n    {\"name\": \"a\",}\n  ]\n}",
+			want: []string{`not valid JSON: line 3, column 18: want a field name in double quotes, found '}'`}},
+		{name: "too large", json: `{"policies":[` + strings.Repeat(`1,`, MaxConfigBytes/2) + `1]}`,
+			want: []string{fmt.Sprintf("the configuration is %d bytes, more than %d", 2*(MaxConfigBytes/2)+16, MaxConfigBytes)}},
+		{name: "too deep", json: strings.Repeat("[", 40) + strings.Repeat("]", 40),
+			want: []string{"not valid JSON: line 1, column 34: nested more than 32 levels deep"}},
+		{name: "a field given twice means two things: refused", json: `{"policies":[{"name":"a","key":[{"type":"path"}],"limits":[{"rate":1}],"name":"b"}]}`,
+			want: []string{"policies[0].name: given more than once"}},
+		{name: "a number as a string says so", json: `{"policies":[{"name":"a","key":[{"type":"path"}],"limits":[{"rate":"10"}]}]}`,
+			want: []string{"policies[0].limits[0].rate: must be a number"}},
+		{name: "header names are HTTP tokens", json: pol(`,"match":{"headers":[{"name":"X-Api-Key "}]},"cost":{"header":"x cost"}`)[:0] +
+			`{"policies":[{"name":"a","key":[{"type":"header","name":"X-Api-Key "},{"type":"header","name":""}],"limits":[{"rate":1}],"match":{"headers":[{"name":"a:b"}]},"cost":{"header":"x cost"}}]}`,
+			want: []string{`policies[0].match.headers[0].name: "a:b" is not a header name (letters, digits and !#$%&'*+-.^_` + "`" + `|~ only)`,
+				`policies[0].key[0].name: "X-Api-Key " is not a header name (letters, digits and !#$%&'*+-.^_` + "`" + `|~ only)`,
+				`policies[0].key[1].name: "" is not a header name (letters, digits and !#$%&'*+-.^_` + "`" + `|~ only)`,
+				`policies[0].cost.header: "x cost" is not a header name (letters, digits and !#$%&'*+-.^_` + "`" + `|~ only)`}},
 		{name: "no policies", json: `{}`, want: []string{"policies: at least one policy is required"}},
 		{name: "unknown top-level field", json: `{"polices":[]}`, want: []string{"polices: unknown field", "policies: at least one policy is required"}},
 		{name: "rate not positive", json: `{"policies":[{"name":"a","key":[{"type":"path"}],"limits":[{"rate":1},{"rate":0}]}]}`,
@@ -146,6 +187,19 @@ func TestParseInvalid(t *testing.T) {
 			want: []string{"policies[0].stratgy: unknown field", "policies[0].shadow: must be true or false",
 				"policies[0].response.status: must be between 400 and 599", "policies[0].response.headers: must be one of ietf, legacy, both, none"}},
 		{name: "hard factor with absolute", json: pol(`,"hard_limit_factor":2`), want: []string{"policies[0].hard_limit_factor: applies to the suppressed strategy only"}},
+		{name: "token bucket limits take rate and burst only", json: `{"policies":[{"name":"a","key":[{"type":"path"}],"strategy":"token_bucket",
+			"limits":[{"rate":1,"burst":5,"window":10,"group_ms":100},{"requests":"10/s"},{"rate":0,"burst":0},{"rate":1e-9,"burst":3}]}]}`,
+			want: []string{`policies[0].limits[0].window: does not apply to token_bucket: its limits are {"rate": tokens per second, "burst": tokens}`,
+				`policies[0].limits[0].group_ms: does not apply to token_bucket: its limits are {"rate": tokens per second, "burst": tokens}`,
+				`policies[0].limits[1].requests: does not apply to token_bucket: its limits are {"rate": tokens per second, "burst": tokens}`,
+				"policies[0].limits[1].rate: is required (tokens per second)", "policies[0].limits[1].burst: is required (the bucket's size in tokens)",
+				"policies[0].limits[2].rate: must be > 0", "policies[0].limits[2].burst: must be between 1 and 2147483647",
+				"policies[0].limits[3]: burst 3 at rate 1e-09 per second takes 3000000000 s to refill, more than 2678400 s"}},
+		{name: "burst outside token_bucket, group_ms with gcra", json: `{"policies":[{"name":"a","key":[{"type":"path"}],"limits":[{"rate":1,"burst":5}]},
+			{"name":"b","key":[{"type":"path"}],"strategy":"gcra","limits":[{"requests":"10/s","group_ms":100}],"hard_limit_factor":2}]}`,
+			want: []string{"policies[0].limits[0].burst: applies to the token_bucket strategy only",
+				"policies[1].hard_limit_factor: applies to the suppressed strategy only",
+				"policies[1].limits[0].group_ms: applies to the absolute and suppressed strategies only: gcra counts no buckets"}},
 		{name: "unknown backend", json: pol(`,"backend":"memcached"`), want: []string{`policies[0].backend: must be one of local, redis, hybrid`}},
 		{name: "hybrid backend without the redis section", json: pol(`,"backend":"hybrid"`), want: []string{`policies[0].backend: "hybrid" needs the top-level redis section`}},
 		{name: "hybrid window too short for the timeout", json: `{"redis":{"cluster":"c","token":"t","timeout_ms":500,"sync_interval_ms":5},
@@ -158,7 +212,13 @@ func TestParseInvalid(t *testing.T) {
 		{name: "redis backend without its section", json: pol(`,"backend":"redis"`), want: []string{`policies[0].backend: "redis" needs the top-level redis section`}},
 		{name: "local fallback on a local policy", json: pol(`,"failure_mode":"local"`), want: []string{`policies[0].failure_mode: "local" applies to the redis and hybrid backends only`}},
 		{name: "redis section problems", json: `{"redis":{"cluster":"","timeout_ms":0,"breaker":{"failures":0}},"policies":[{"name":"a","key":[{"type":"path"}],"limits":[{"rate":1}]}]}`,
-			want: []string{"redis.cluster: must not be empty", "redis.token: must be a string", "redis.timeout_ms: must be between 1 and 10000", "redis.breaker.failures: must be between 1 and 1000"}},
+			want: []string{"redis.cluster: must not be empty", "redis.token_env: required (or token): the helper's bearer token", "redis.timeout_ms: must be between 1 and 10000", "redis.breaker.failures: must be between 1 and 1000"}},
+		{name: "token and token_env", json: `{"redis":{"cluster":"c","token":"t","token_env":"FLOODGATE_HELPER_TOKEN"},"policies":[{"name":"a","key":[{"type":"path"}],"limits":[{"rate":1}]}]}`,
+			want: []string{"redis.token_env: give token or token_env, not both"}},
+		{name: "token_env not a variable name", json: `{"redis":{"cluster":"c","token_env":"FLOODGATE TOKEN"},"policies":[{"name":"a","key":[{"type":"path"}],"limits":[{"rate":1}]}]}`,
+			want: []string{"redis.token_env: must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*, at most 128)"}},
+		{name: "empty token", json: `{"redis":{"cluster":"c","token":""},"policies":[{"name":"a","key":[{"type":"path"}],"limits":[{"rate":1}]}]}`,
+			want: []string{"redis.token: must not be empty"}},
 		{name: "duplicate and bad names", json: `{"policies":[{"name":"a","key":[{"type":"path"}],"limits":[{"rate":1}]},{"name":"a","key":[{"type":"path"}],"limits":[{"rate":1}]},{"name":"b c","key":[{"type":"path"}],"limits":[{"rate":1}]}]}`,
 			want: []string{`policies[1].name: "a" is already the name of policies[0]`, "policies[2].name: must be 1 to 64 letters, digits, '_', '.' or '-'"}},
 		{name: "key problems", json: `{"policies":[{"name":"a","key":[{"type":"header"},{"type":"ip"},{"type":"client_ip","trusted_hops":-1},{"type":"path","name":"x"}],"limits":[{"rate":1}]}]}`,
@@ -166,7 +226,7 @@ func TestParseInvalid(t *testing.T) {
 				"policies[0].key[2].trusted_hops: must be between 0 and 16", "policies[0].key[3].name: unknown field"}},
 		{name: "match problems", json: pol(`,"match":{"path":{"prefix":"/a","regex":"("},"methods":[],"headers":[{"nam":"x"}]}`),
 			want: []string{"policies[0].match.path.regex: invalid regular expression: error parsing regexp: missing closing ): `(`",
-				"policies[0].match.path: must have exactly one of prefix, exact, regex", "policies[0].match.methods: must be a non-empty array of strings",
+				"policies[0].match.path: must have exactly one of prefix, exact, regex", "policies[0].match.methods: must be an array of 1 to 256 strings",
 				"policies[0].match.headers[0].nam: unknown field", "policies[0].match.headers[0].name: must be a string"}},
 		{name: "missing key and cost", json: pol(`,"missing_key":{"action":"fallback","value":1},"cost":{"header":"x-cost","default":5,"max":2}`),
 			want: []string{"policies[0].missing_key.value: must be a string", "policies[0].cost.default: must not exceed max (2)"}},

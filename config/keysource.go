@@ -104,7 +104,7 @@ func (p *parser) keyParts(v gjson.Result, path string) []KeyPart {
 		p.errf(path, "is required")
 		return nil
 	}
-	if !v.IsArray() || len(v.Array()) == 0 || len(v.Array()) > MaxKeyParts {
+	if n := boundedLen(v, MaxKeyParts); !v.IsArray() || n == 0 || n > MaxKeyParts {
 		p.errf(path, "must be an array of 1 to %d key sources", MaxKeyParts)
 		return nil
 	}
@@ -121,13 +121,13 @@ func (p *parser) keyParts(v gjson.Result, path string) []KeyPart {
 		}
 		part := KeyPart{Type: KeyType(typ)}
 		switch part.Type {
-		case KeyHeader, KeyQuery:
+		case KeyHeader:
+			p.object(kv, kp, "type", "name")
+			part.Name, _ = p.headerName(kv.Get("name"), join(kp, "name"))
+		case KeyQuery:
 			p.object(kv, kp, "type", "name")
 			if name, ok := p.str(kv.Get("name"), join(kp, "name")); ok && name != "" {
 				part.Name = name
-				if part.Type == KeyHeader {
-					part.Name = strings.ToLower(name)
-				}
 			} else if ok {
 				p.errf(join(kp, "name"), "must not be empty")
 			}
@@ -193,11 +193,7 @@ func (p *parser) jwtClaim(v gjson.Result, path string, part *KeyPart) {
 			p.errf(join(path, "metadata"), "must not be empty")
 		}
 	case h.Exists():
-		if s, ok := p.str(h, join(path, "header")); ok && s != "" {
-			part.Header = strings.ToLower(s)
-		} else if ok {
-			p.errf(join(path, "header"), "must not be empty")
-		}
+		part.Header, _ = p.headerName(h, join(path, "header"))
 	default:
 		p.errf(path, `needs "metadata" (the payload_in_metadata name under which Envoy's jwt_authn put the payload it verified; Istio's RequestAuthentication: "payload") or "header" (a bearer token read WITHOUT verification): behind jwt_authn the token is usually removed from the request (forward: false), so say where the claim comes from`)
 	}

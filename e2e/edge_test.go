@@ -242,12 +242,12 @@ func TestProbeMakesMisconfigurationLoud(t *testing.T) {
 		down        bool
 		log, metric string // the critical line and its counter; "" for a healthy helper
 	}{
-		{name: "healthy", token: "t0ken", clusters: map[string]string{"floodgate-redis-helper": helper}},
-		{name: "unknown cluster", token: "t0ken", clusters: map[string]string{"floodgate-redis-helpr": helper},
+		{name: "healthy", token: helperToken, clusters: map[string]string{"floodgate-redis-helper": helper}},
+		{name: "unknown cluster", token: helperToken, clusters: map[string]string{"floodgate-redis-helpr": helper},
 			log: `redis.cluster "floodgate-redis-helper" is not a cluster of this proxy`, metric: "floodgate.redis.probe_unknown_cluster"},
 		{name: "wrong token", token: "wrong", clusters: map[string]string{"floodgate-redis-helper": helper},
 			log: "redis helper floodgate-redis-helper refused the token (answered 401)", metric: "floodgate.redis.probe_refused"},
-		{name: "helper down, then up", token: "t0ken", clusters: map[string]string{"floodgate-redis-helper": strings.TrimPrefix(flaky.URL, "http://")}, down: true,
+		{name: "helper down, then up", token: helperToken, clusters: map[string]string{"floodgate-redis-helper": strings.TrimPrefix(flaky.URL, "http://")}, down: true,
 			log: "redis helper floodgate-redis-helper is unreachable (answered 503", metric: "floodgate.redis.probe_unreachable"},
 	}
 	for _, tc := range tests {

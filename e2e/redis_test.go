@@ -18,6 +18,9 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// helperToken is the bearer token of the tests' helper (the plugin configurations carry it).
+const helperToken = "7c1f9e3a5b0d2846e8a4c6f0b3d5e7a9"
+
 // helperFor starts a redis-server and the helper in front of it; it returns the helper's address.
 func helperFor(t testing.TB) (helperAddr string, stopRedis func()) {
 	t.Helper()
@@ -28,16 +31,29 @@ func helperFor(t testing.TB) (helperAddr string, stopRedis func()) {
 	var once sync.Once
 	stop := func() { once.Do(srv.Stop) }
 	t.Cleanup(stop)
-	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{srv.Addr}, Protocol: 2,
-		DialTimeout: 100 * time.Millisecond, ReadTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	return serveHelper(t, srv), stop
+}
+
+// serveHelper serves the helper in front of srv, connected as the floodgate ACL user README
+// gives, and returns its address.
+func serveHelper(t testing.TB, srv *redistest.Server) string {
+	t.Helper()
+	const password = "5d7f9b1c3e0a2468ace13579bdf02468"
+	if err := srv.SetUser("floodgate", redishelper.ACLRules(password, "floodgate")...); err != nil {
+		t.Fatal(err)
+	}
+	// A down Redis refuses connections at once; the budgets only bound a slow answer, which a
+	// busy test machine gives (a batch of 100 000 state records takes 100 ms unloaded).
+	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{srv.Addr}, Username: "floodgate", Password: password,
+		Protocol: 2, DialTimeout: 100 * time.Millisecond, ReadTimeout: 2 * time.Second, MaxRetries: -1})
 	t.Cleanup(func() { client.Close() })
-	h, err := redishelper.New(client, redishelper.Options{Token: "t0ken", Timeout: 300 * time.Millisecond})
+	h, err := redishelper.New(client, redishelper.Options{Token: helperToken, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(h)
 	t.Cleanup(hs.Close)
-	return strings.TrimPrefix(hs.URL, "http://"), stop
+	return strings.TrimPrefix(hs.URL, "http://")
 }
 
 // decisionCalls are the calls h made to the helper, without the PINGs of the check at load
@@ -53,7 +69,7 @@ func decisionCalls(h *envoyhost.Host) []envoyhost.HTTPCallRecord {
 }
 
 func redisConfig(fields string) string {
-	return `{"redis":{"cluster":"floodgate-redis-helper","token":"t0ken","timeout_ms":500,"breaker":{"failures":3,"cooldown_ms":60000}},
+	return `{"redis":{"cluster":"floodgate-redis-helper","token":"7c1f9e3a5b0d2846e8a4c6f0b3d5e7a9","timeout_ms":500,"breaker":{"failures":3,"cooldown_ms":60000}},
 		"policies":[{"name":"p","key":[{"type":"client_ip"}],"limits":[{"requests":"50/m"}],"backend":"redis"` + fields + `}]}`
 }
 
@@ -186,7 +202,7 @@ func TestRedisBreakerCloses(t *testing.T) {
 		proxy.ServeHTTP(w, r)
 	}))
 	defer flaky.Close()
-	cfg := `{"redis":{"cluster":"floodgate-redis-helper","token":"t0ken","timeout_ms":500,"breaker":{"failures":2,"cooldown_ms":300}},
+	cfg := `{"redis":{"cluster":"floodgate-redis-helper","token":"7c1f9e3a5b0d2846e8a4c6f0b3d5e7a9","timeout_ms":500,"breaker":{"failures":2,"cooldown_ms":300}},
 		"policies":[{"name":"p","key":[{"type":"client_ip"}],"limits":[{"requests":"3/m"}],"backend":"redis","failure_mode":"open"}]}`
 	h := startHost(t, cfg, 1, withCluster(strings.TrimPrefix(flaky.URL, "http://")))
 	broken.Store(true)
@@ -217,7 +233,7 @@ func TestRedisPausedRequestsKeepTheirKeys(t *testing.T) {
 		http.Error(w, "down", http.StatusServiceUnavailable)
 	}))
 	defer slow.Close()
-	cfg := `{"redis":{"cluster":"floodgate-redis-helper","token":"t0ken","timeout_ms":1000,"breaker":{"failures":100}},
+	cfg := `{"redis":{"cluster":"floodgate-redis-helper","token":"7c1f9e3a5b0d2846e8a4c6f0b3d5e7a9","timeout_ms":1000,"breaker":{"failures":100}},
 		"policies":[{"name":"p","key":[{"type":"client_ip"}],"limits":[{"requests":"1/m"}],"backend":"redis","failure_mode":"local"}]}`
 	h := startHost(t, cfg, 1, withCluster(strings.TrimPrefix(slow.URL, "http://")))
 	var wg sync.WaitGroup

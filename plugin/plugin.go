@@ -76,7 +76,7 @@ func (p *pluginContext) OnPluginStart(int) types.OnPluginStartStatus {
 		p.limiter.sync.rootID = p.id
 	}
 	if err == nil {
-		p.probe, err = newProbe(cfg, p.limiter.sync == nil)
+		p.probe, err = newProbe(p.limiter.helper, p.limiter.sync == nil)
 	}
 	if err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/floodgate-proxy/floodgate/config"
 	"github.com/floodgate-proxy/floodgate/internal/host"
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
 	"github.com/tidwall/gjson"
@@ -18,10 +17,9 @@ import (
 //
 // Every failed PING counts in a metric of its cause; a cause is logged at critical level when it
 // first appears (and again when the cause changes), the answer at info level. The probe checks
-// the configuration once: later outages are the breaker's business (remote.go).
+// the configuration once: later outages are the breaker's business (breaker.go).
 type probe struct {
-	cfg       *config.Redis
-	headers   [][2]string
+	h         *helper
 	timeoutMs uint32
 	// ownsTick: no hybrid policy arms the tick, so the probe arms it while it waits and disarms
 	// it once the helper answered.
@@ -58,19 +56,13 @@ const (
 	probeMinTimeoutMs = 1000 // a first call may have to connect: do not call a slow start a failure
 )
 
-// newProbe returns the probe of cfg, or nil when no policy uses the helper. ownsTick says that
-// nothing else arms the VM's tick.
-func newProbe(cfg *config.Config, ownsTick bool) (*probe, error) {
-	uses := false
-	for _, p := range cfg.Policies {
-		uses = uses || p.Backend != config.BackendLocal
-	}
-	if !uses || cfg.Redis == nil {
+// newProbe returns the probe of the helper h, or nil when no policy uses it (h is nil). ownsTick
+// says that nothing else arms the VM's tick.
+func newProbe(h *helper, ownsTick bool) (*probe, error) {
+	if h == nil {
 		return nil, nil
 	}
-	pr := &probe{cfg: cfg.Redis, ownsTick: ownsTick, timeoutMs: max(cfg.Redis.TimeoutMs, probeMinTimeoutMs), logged: probeOK,
-		headers: [][2]string{{":method", "POST"}, {":path", "/"}, {":authority", cfg.Redis.Authority},
-			{"authorization", "Bearer " + cfg.Redis.Token}, {"content-type", "application/json"}}}
+	pr := &probe{h: h, ownsTick: ownsTick, timeoutMs: max(h.cfg.TimeoutMs, probeMinTimeoutMs), logged: probeOK}
 	for o := probeUnknownCluster; o < probeOutcomes; o++ {
 		var err error
 		if pr.m[o], err = host.DefineMetric(host.Counter, "floodgate.redis.probe_"+probeMetrics[o]); err != nil {
@@ -92,7 +84,7 @@ func (pr *probe) tick(now int64) {
 	}
 	pr.nextMs = now + probeEveryMs
 	pr.inFlight = true
-	_, err := host.HTTPCall(pr.cfg.Cluster, pr.headers, probeBody, pr.timeoutMs, func(numHeaders, bodySize, _ int) {
+	err := pr.h.post(false, probeBody, pr.timeoutMs, func(numHeaders, bodySize int) {
 		pr.inFlight = false
 		pr.report(classify(numHeaders, bodySize))
 	})
@@ -102,7 +94,7 @@ func (pr *probe) tick(now int64) {
 			pr.report(probeUnknownCluster, "proxy_http_call answered BadArgument")
 			return
 		}
-		pr.report(probeUnexpected, "proxy_http_call: "+err.Error())
+		pr.report(probeUnexpected, err.Error())
 	}
 }
 
@@ -124,7 +116,7 @@ func classify(numHeaders, bodySize int) (probeOutcome, string) {
 
 // report counts and logs one outcome.
 func (pr *probe) report(o probeOutcome, detail string) {
-	c := pr.cfg.Cluster
+	c := pr.h.cfg.Cluster
 	if o == probeOK {
 		pr.done = true
 		host.Log(host.LevelInfo, fmt.Sprintf("floodgate: redis helper %s answered PING: ready", c))
@@ -145,7 +137,7 @@ func (pr *probe) report(o probeOutcome, detail string) {
 			"fix redis.cluster (Envoy: static_resources.clusters[].name; Istio: outbound|PORT||HOST of the helper's Service)", c, detail)
 	case probeRefused:
 		msg = fmt.Sprintf("redis helper %s refused the token (%s): every redis and hybrid decision fails and the failure mode applies; "+
-			"redis.token must be the helper's FLOODGATE_HELPER_TOKEN", c, detail)
+			"redis.token (or the variable redis.token_env names) must be the helper's token", c, detail)
 	case probeUnreachable:
 		msg = fmt.Sprintf("redis helper %s is unreachable (%s): redis and hybrid decisions fail and the failure mode applies until it answers; "+
 			"check that the helper runs and that the cluster's address and port are its own", c, detail)

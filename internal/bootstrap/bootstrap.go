@@ -54,6 +54,10 @@ type WasmFilter struct {
 	Configuration string
 	// FailOpen is the failure policy: true lets requests through when the plugin fails.
 	FailOpen bool
+	// Env is the VM's environment, as Envoy builds it from vm_config.environment_variables
+	// (source/extensions/common/wasm/plugin.cc, WasmConfig): key_values as given, and each of
+	// host_env_keys with its value in this process's environment (skipped when unset there).
+	Env map[string]string
 }
 
 // ConnManager is the part of an HttpConnectionManager that decides the trusted client address
@@ -221,8 +225,12 @@ func (b *Bootstrap) readWasm(pc *wasmv3.PluginConfig, where string) error {
 	if local.GetFilename() == "" {
 		return fmt.Errorf("%s: vm_config.code must be a local filename", where)
 	}
+	env, err := environment(vm.GetEnvironmentVariables())
+	if err != nil {
+		return fmt.Errorf("%s: vm_config.environment_variables: %w", where, err)
+	}
 	b.Filter = WasmFilter{Name: pc.GetName(), RootID: pc.GetRootId(), VMID: vm.GetVmId(), Runtime: vm.GetRuntime(),
-		Code: local.GetFilename(), FailOpen: pc.GetFailOpen() || pc.GetFailurePolicy() == wasmv3.FailurePolicy_FAIL_OPEN}
+		Code: local.GetFilename(), FailOpen: pc.GetFailOpen() || pc.GetFailurePolicy() == wasmv3.FailurePolicy_FAIL_OPEN, Env: env}
 	if c := pc.GetConfiguration(); c != nil {
 		m, err := unpack(c, where+" configuration")
 		if err != nil {
@@ -235,6 +243,25 @@ func (b *Bootstrap) readWasm(pc *wasmv3.PluginConfig, where string) error {
 		b.Filter.Configuration = s.GetValue()
 	}
 	return nil
+}
+
+// environment builds the VM's environment the way Envoy does: a key in both key_values and
+// host_env_keys is refused ("All the keys must be unique"), a host key unset in the process's
+// environment is left out.
+func environment(ev *wasmv3.EnvironmentVariables) (map[string]string, error) {
+	env := make(map[string]string)
+	for k, v := range ev.GetKeyValues() {
+		env[k] = v
+	}
+	for _, k := range ev.GetHostEnvKeys() {
+		if _, dup := ev.GetKeyValues()[k]; dup {
+			return nil, fmt.Errorf("key %s is in both key_values and host_env_keys: all the keys must be unique", k)
+		}
+		if v, ok := os.LookupEnv(k); ok {
+			env[k] = v
+		}
+	}
+	return env, nil
 }
 
 func clusterAddress(c *clusterv3.Cluster) (string, error) {

@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"maps"
 	"net/netip"
 	"os"
 	"reflect"
@@ -104,6 +105,50 @@ func TestUnsupportedShapes(t *testing.T) {
 			_, err := Parse([]byte(tc.edit(t, shipped(t))))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestVMEnvironment: vm_config.environment_variables become the VM's environment as Envoy builds
+// it: host_env_keys from this process's environment (an unset one left out), key_values as given,
+// a key in both refused.
+func TestVMEnvironment(t *testing.T) {
+	const hostKeys = "host_env_keys: [FLOODGATE_HELPER_TOKEN]"
+	src := shipped(t)
+	if !strings.Contains(src, hostKeys) {
+		t.Fatalf("envoy.yaml no longer has %q", hostKeys)
+	}
+	withKeyValues := strings.Replace(src, hostKeys, hostKeys+"\n                    key_values: {GOGC: \"50\"}", 1)
+	for _, tc := range []struct {
+		name, src, token string
+		set              bool
+		want             map[string]string
+		fails            string
+	}{
+		{name: "the token from the process", src: src, token: "abc", set: true, want: map[string]string{"FLOODGATE_HELPER_TOKEN": "abc"}},
+		{name: "unset in the process", src: src, want: map[string]string{}},
+		{name: "key_values too", src: withKeyValues, token: "abc", set: true, want: map[string]string{"FLOODGATE_HELPER_TOKEN": "abc", "GOGC": "50"}},
+		{name: "a key twice", src: strings.Replace(src, hostKeys, hostKeys+"\n                    key_values: {FLOODGATE_HELPER_TOKEN: x}", 1),
+			fails: "all the keys must be unique"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("FLOODGATE_HELPER_TOKEN", tc.token)
+			if !tc.set {
+				os.Unsetenv("FLOODGATE_HELPER_TOKEN")
+			}
+			b, err := Parse([]byte(tc.src))
+			if tc.fails != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.fails) {
+					t.Fatalf("err = %v, want %q", err, tc.fails)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !maps.Equal(b.Filter.Env, tc.want) {
+				t.Fatalf("env %v, want %v", b.Filter.Env, tc.want)
 			}
 		})
 	}

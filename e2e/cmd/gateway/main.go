@@ -60,7 +60,7 @@ func run() error {
 	levels := []string{"trace", "debug", "info", "warn", "error", "critical"}
 	h, err := envoyhost.New(ctx, envoyhost.Config{
 		Wasm: wasm, VMs: *vms, VMID: b.Filter.VMID, RootID: b.Filter.RootID, PluginName: b.Filter.Name,
-		PluginConfig: []byte(b.Filter.Configuration), Clusters: b.Clusters, FailOpen: b.Filter.FailOpen,
+		PluginConfig: []byte(b.Filter.Configuration), Clusters: b.Clusters, FailOpen: b.Filter.FailOpen, Env: b.Filter.Env,
 		Log: func(l envoyhost.LogLine) {
 			if l.Level >= 2 && int(l.Level) < len(levels) {
 				log.Printf("[vm %d] %s: %s", l.VM, levels[l.Level], l.Msg)
