@@ -501,7 +501,7 @@ func (p *parser) redis(v gjson.Result, path string) *Redis {
 	if !p.object(v, path, "cluster", "authority", "token", "token_env", "timeout_ms", "breaker", "sync_interval_ms", "sync_timeout_ms") {
 		return nil
 	}
-	r := &Redis{TimeoutMs: 50, BreakerFailures: 5, BreakerCooldownMs: 5000, SyncIntervalMs: 100}
+	r := &Redis{TimeoutMs: 100, BreakerFailures: 5, BreakerCooldownMs: 5000, SyncIntervalMs: 100}
 	if s, ok := p.str(v.Get("cluster"), join(path, "cluster")); ok && s != "" {
 		r.Cluster, r.Authority = s, s
 	} else if ok {

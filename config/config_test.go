@@ -116,7 +116,7 @@ func TestParseValid(t *testing.T) {
 				{"name":"q","key":[{"type":"path"}],"limits":[{"rate":1}],"backend":"hybrid","failure_mode":"open"}]}`,
 			check: func(t *testing.T, c *Config) {
 				// 4 intervals would be 1000 ms: kept under half the 1 s window.
-				if c.Redis.SyncIntervalMs != 250 || c.Redis.TimeoutMs != 50 || c.Redis.SyncTimeoutMs != 499 {
+				if c.Redis.SyncIntervalMs != 250 || c.Redis.TimeoutMs != 100 || c.Redis.SyncTimeoutMs != 499 {
 					t.Errorf("redis %+v", c.Redis)
 				}
 				if p := c.Policies[0]; p.Backend != BackendHybrid || p.FailureMode != FailLocal {
