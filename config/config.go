@@ -135,6 +135,11 @@ type Policy struct {
 	FailureMode FailureMode
 	// Compiled is the algorithm policy built from Limits and Strategy.
 	Compiled *algorithm.Policy
+	// Tiers are the sets of limits a request may get: Tiers[0] is the default (the policy's
+	// Limits and Compiled; nil Compiled when it is unlimited), the others are chosen by the value
+	// of TierBy. A policy without tiers has its limits as its one tier.
+	Tiers  []*Tier
+	TierBy *KeyPart
 }
 
 // Match selects the requests a policy applies to; every field given must hold.
@@ -218,24 +223,15 @@ func join(path, field string) string {
 
 func index(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
 
-// object checks that v is an object with only the known fields, each given once. (gjson reads
-// the first of duplicate fields and most other JSON tools the last: a configuration with both
-// would mean one thing here and another in every tool that shows it.)
+// object checks that v is an object with only the known fields, each given once (see unique).
 func (p *parser) object(v gjson.Result, path string, known ...string) bool {
 	if !v.IsObject() {
 		p.errf(path, "must be an object")
 		return false
 	}
-	var unknown, dup []string
-	seen := make(map[string]bool, len(known))
+	var unknown []string
 	v.ForEach(func(k, _ gjson.Result) bool {
-		name := k.String()
-		if seen[name] {
-			dup = append(dup, name)
-			return true
-		}
-		seen[name] = true
-		if !slices.Contains(known, name) {
+		if name := k.String(); !slices.Contains(known, name) && !slices.Contains(unknown, name) {
 			unknown = append(unknown, name)
 		}
 		return true
@@ -244,10 +240,27 @@ func (p *parser) object(v gjson.Result, path string, known ...string) bool {
 	for _, f := range unknown {
 		p.errf(join(path, f), "unknown field")
 	}
+	p.unique(v, path)
+	return true
+}
+
+// unique refuses the fields of the object v given more than once. (gjson reads the first of
+// duplicate fields and most other JSON tools the last: a configuration with both would mean one
+// thing here and another in every tool that shows it.)
+func (p *parser) unique(v gjson.Result, path string) {
+	seen := map[string]bool{}
+	var dup []string
+	v.ForEach(func(k, _ gjson.Result) bool {
+		name := k.String()
+		if seen[name] && !slices.Contains(dup, name) {
+			dup = append(dup, name)
+		}
+		seen[name] = true
+		return true
+	})
 	for _, f := range dup {
 		p.errf(join(path, f), "given more than once")
 	}
-	return true
 }
 
 // boundedLen counts the elements of the array v up to hi+1, without building the list, so that
@@ -403,14 +416,14 @@ func (p *parser) parse(data []byte) *Config {
 			if pol.Backend != BackendLocal && cfg.Redis == nil {
 				p.errf(join(path, "backend"), "%q needs the top-level redis section", pol.Backend)
 			}
-			if pol.Backend == BackendHybrid && cfg.Redis != nil && pol.Compiled != nil {
+			if w := pol.shortestWindowMs(); pol.Backend == BackendHybrid && cfg.Redis != nil && w > 0 {
 				// A reservation must be spent (for at most half the shortest window, see
-				// plugin/hybrid.go) and its answer awaited while Redis still counts it.
+				// plugin/backend_hybrid.go) and its answer awaited while Redis still counts it.
 				t := cfg.Redis.TimeoutMs
 				if cfg.Redis.syncTimeoutSet {
 					t = max(t, cfg.Redis.SyncTimeoutMs)
 				}
-				if w := pol.Compiled.ShortestWindowMs(); w <= 2*int64(t) {
+				if w <= 2*int64(t) {
 					p.errf(join(path, "backend"), "\"hybrid\" needs every window longer than twice the longer of redis.timeout_ms and redis.sync_timeout_ms (%d ms); the shortest is %d ms", t, w)
 				}
 			}
@@ -424,7 +437,7 @@ func (p *parser) parse(data []byte) *Config {
 	return cfg
 }
 
-var policyFields = []string{"name", "match", "key", "missing_key", "limits", "strategy", "hard_limit_factor",
+var policyFields = []string{"name", "match", "key", "missing_key", "limits", "tiers", "strategy", "hard_limit_factor",
 	"cost", "shadow", "response", "backend", "failure_mode"}
 
 func (p *parser) policy(v gjson.Result, path string) *Policy {
@@ -464,7 +477,17 @@ func (p *parser) policy(v gjson.Result, path string) *Policy {
 			pol.HardLimitFactor = h.Num
 		}
 	}
-	p.limits(v.Get("limits"), join(path, "limits"), pol)
+	if t := v.Get("tiers"); t.Exists() {
+		if v.Get("limits").Exists() {
+			p.errf(join(path, "limits"), "does not go with tiers: give the limits of requests without a listed tier as tiers.default")
+		}
+		p.tiers(t, join(path, "tiers"), pol)
+	} else {
+		tier := &Tier{}
+		tier.Limits, tier.Compiled = p.limits(v.Get("limits"), join(path, "limits"), pol)
+		pol.Tiers = []*Tier{tier}
+	}
+	pol.Limits, pol.Compiled = pol.Tiers[0].Limits, pol.Tiers[0].Compiled
 	if c := v.Get("cost"); c.Exists() {
 		p.cost(c, join(path, "cost"), &pol.Cost)
 	}
@@ -638,31 +661,33 @@ var requestsForm = regexp.MustCompile(`^([0-9]+)/([0-9]*)(s|m|h|d)$`)
 
 var unitSeconds = map[string]int64{"s": 1, "m": 60, "h": 3600, "d": 86400}
 
-func (p *parser) limits(v gjson.Result, path string, pol *Policy) {
+// limits parses an array of limits decided together under pol's strategy and compiles them.
+func (p *parser) limits(v gjson.Result, path string, pol *Policy) ([]algorithm.Limit, *algorithm.Policy) {
 	if !v.Exists() {
 		p.errf(path, "is required")
-		return
+		return nil, nil
 	}
 	if n := boundedLen(v, MaxLimits); !v.IsArray() || n == 0 || n > MaxLimits {
 		p.errf(path, "must be an array of 1 to %d limits", MaxLimits)
-		return
+		return nil, nil
 	}
 	ok := true
+	var limits []algorithm.Limit
 	for i, lv := range v.Array() {
 		lp := index(path, i)
 		l, good := p.limit(lv, lp, pol.Strategy)
 		ok = ok && good
-		pol.Limits = append(pol.Limits, l)
+		limits = append(limits, l)
 	}
 	if !ok {
-		return
+		return limits, nil
 	}
-	compiled, err := algorithm.NewPolicy(pol.Strategy, pol.HardLimitFactor, pol.Limits...)
+	compiled, err := algorithm.NewPolicy(pol.Strategy, pol.HardLimitFactor, limits...)
 	if err != nil {
 		p.errf(path, "%v", err)
-		return
+		return limits, nil
 	}
-	pol.Compiled = compiled
+	return limits, compiled
 }
 
 func (p *parser) limit(v gjson.Result, path string, strategy algorithm.Strategy) (algorithm.Limit, bool) {
@@ -844,8 +869,8 @@ func defaultSyncTimeout(cfg *Config) {
 		return
 	}
 	for _, pol := range cfg.Policies {
-		if pol.Backend == BackendHybrid {
-			half := uint32(min(pol.Compiled.ShortestWindowMs()/2-1, math.MaxUint32))
+		if w := pol.shortestWindowMs(); pol.Backend == BackendHybrid && w > 0 {
+			half := uint32(min(w/2-1, math.MaxUint32))
 			cfg.Redis.SyncTimeoutMs = max(min(cfg.Redis.SyncTimeoutMs, half), cfg.Redis.TimeoutMs)
 		}
 	}

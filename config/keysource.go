@@ -110,42 +110,48 @@ func (p *parser) keyParts(v gjson.Result, path string) []KeyPart {
 	}
 	var parts []KeyPart
 	for i, kv := range v.Array() {
-		kp := index(path, i)
-		if !kv.IsObject() {
-			p.errf(kp, "must be an object")
-			continue
+		if part, ok := p.keyPart(kv, index(path, i)); ok {
+			parts = append(parts, part)
 		}
-		typ, ok := p.oneOf(kv.Get("type"), join(kp, "type"), keyTypes...)
-		if !ok {
-			continue
-		}
-		part := KeyPart{Type: KeyType(typ)}
-		switch part.Type {
-		case KeyHeader:
-			p.object(kv, kp, "type", "name")
-			part.Name, _ = p.headerName(kv.Get("name"), join(kp, "name"))
-		case KeyQuery:
-			p.object(kv, kp, "type", "name")
-			if name, ok := p.str(kv.Get("name"), join(kp, "name")); ok && name != "" {
-				part.Name = name
-			} else if ok {
-				p.errf(join(kp, "name"), "must not be empty")
-			}
-		case KeyClientIP:
-			p.clientIP(kv, kp, &part)
-		case KeyPath, KeyMethod:
-			p.object(kv, kp, "type")
-		case KeyJWTClaim:
-			p.jwtClaim(kv, kp, &part)
-		case KeyConstant:
-			p.object(kv, kp, "type", "value")
-			if s, ok := p.str(kv.Get("value"), join(kp, "value")); ok {
-				part.Value = s
-			}
-		}
-		parts = append(parts, part)
 	}
 	return parts
+}
+
+// keyPart parses one key source.
+func (p *parser) keyPart(kv gjson.Result, kp string) (KeyPart, bool) {
+	if !kv.IsObject() {
+		p.errf(kp, "must be an object")
+		return KeyPart{}, false
+	}
+	typ, ok := p.oneOf(kv.Get("type"), join(kp, "type"), keyTypes...)
+	if !ok {
+		return KeyPart{}, false
+	}
+	part := KeyPart{Type: KeyType(typ)}
+	switch part.Type {
+	case KeyHeader:
+		p.object(kv, kp, "type", "name")
+		part.Name, _ = p.headerName(kv.Get("name"), join(kp, "name"))
+	case KeyQuery:
+		p.object(kv, kp, "type", "name")
+		if name, ok := p.str(kv.Get("name"), join(kp, "name")); ok && name != "" {
+			part.Name = name
+		} else if ok {
+			p.errf(join(kp, "name"), "must not be empty")
+		}
+	case KeyClientIP:
+		p.clientIP(kv, kp, &part)
+	case KeyPath, KeyMethod:
+		p.object(kv, kp, "type")
+	case KeyJWTClaim:
+		p.jwtClaim(kv, kp, &part)
+	case KeyConstant:
+		p.object(kv, kp, "type", "value")
+		if s, ok := p.str(kv.Get("value"), join(kp, "value")); ok {
+			part.Value = s
+		}
+	}
+	return part, true
 }
 
 func (p *parser) clientIP(v gjson.Result, path string, part *KeyPart) {

@@ -38,6 +38,8 @@ func TestSchemaMatchesParser(t *testing.T) {
 		{"$defs.policy.properties.match.properties", sorted("path", "methods", "hosts", "headers")},
 		{"$defs.policy.properties.response.properties", sorted("status", "body", "problem_json", "headers")},
 		{"$defs.limit.properties", sorted("rate", "window", "requests", "group_ms", "burst")},
+		{"$defs.policy.properties.tiers.properties", sorted("by", "values", "default")},
+		{"$defs.tier.properties", sorted("limits", "unlimited")},
 		{"$defs.policy.properties.missing_key.properties", sorted("action", "key", "value", "status")},
 	}
 	for _, tc := range tests {

@@ -24,6 +24,7 @@ type backend interface {
 type call struct {
 	ev *evaluation
 	ps *policyState
+	ts *tierState // the request's tier of ps
 	// key is the request's key for the policy: the limiter's buffer, valid until decide returns.
 	// A backend that goes pending replaces it with a copy of its own.
 	key  []byte
@@ -46,23 +47,62 @@ type outcome struct {
 	local   algorithm.Result
 }
 
-// newBackend builds the backend of policy p.
-func newBackend(l *limiter, cfg *config.Config, ps *policyState) (backend, error) {
+// tierState is one tier of a policy at run time (a policy without tiers has one): its limits, the
+// backend that keeps their state, and its state in shared data.
+type tierState struct {
+	// ns names the tier's state (shared-data prefix, Redis keys): the policy's name for its default
+	// tier, "<policy>:t:<value>" for a listed one.
+	ns      string
+	policy  *algorithm.Policy
+	backend backend
+	// local is the tier's state in shared data: the backend of a local policy, and the fallback
+	// (failure mode local) and the proxy's own count of the others.
+	local *localBackend
+}
+
+// newTierState builds the state of one limited tier of ps, and its backend.
+func newTierState(l *limiter, cfg *config.Config, ps *policyState, tier *config.Tier) (*tierState, error) {
+	ts := &tierState{ns: ps.cfg.Name, policy: tier.Compiled}
+	if tier.Name != "" {
+		ts.ns += ":t:" + tier.Name
+	}
+	var err error
+	if ts.local, err = newLocalBackend(cfg, ts.ns, tier.Compiled, ps.m.evictions); err != nil {
+		return nil, err
+	}
 	switch ps.cfg.Backend {
 	case config.BackendLocal:
-		return ps.local, nil
+		ts.backend = ts.local
 	case config.BackendRedis:
-		return &redisBackend{helper: l.helper, policy: ps.cfg, local: ps.local, now: l.opts.NowMs}, nil
+		ts.backend = &redisBackend{helper: l.helper, name: ts.ns, policy: ts.policy, local: ts.local, now: l.opts.NowMs}
 	case config.BackendHybrid:
 		if l.sync == nil {
-			var err error
 			if l.sync, err = newSyncer(cfg, l.helper, uint64(l.opts.Rand()*(1<<53))+1, l.opts.NowMs); err != nil {
 				return nil, err
 			}
 		}
-		return newHybridBackend(cfg, ps, l.sync, &redisBackend{helper: l.helper, policy: ps.cfg, local: ps.local, now: l.opts.NowMs})
+		remote := &redisBackend{helper: l.helper, name: ts.ns, policy: ts.policy, local: ts.local, now: l.opts.NowMs}
+		if ts.backend, err = newHybridBackend(cfg, ps, ts, l.sync, remote); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("unknown backend %q", ps.cfg.Backend)
 	}
-	return nil, fmt.Errorf("unknown backend %q", ps.cfg.Backend)
+	return ts, nil
+}
+
+// tierFor returns the request's tier, nil when it is unlimited.
+func (ps *policyState) tierFor(r config.Request) *tierState {
+	if len(ps.tiers) == 1 {
+		return ps.tiers[0]
+	}
+	t := ps.cfg.TierFor(r)
+	for i, ct := range ps.cfg.Tiers {
+		if ct == t {
+			return ps.tiers[i]
+		}
+	}
+	return ps.tiers[0]
 }
 
 var (

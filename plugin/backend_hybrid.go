@@ -33,6 +33,7 @@ import (
 // "local": the local algorithm on this proxy's shared data).
 type hybridBackend struct {
 	ps     *policyState
+	ns     string // the tier's state name (tierState.ns)
 	policy *algorithm.Policy
 	// remote decides the keys without a usable reservation.
 	remote *redisBackend
@@ -48,14 +49,14 @@ type hybridBackend struct {
 	unmarked              []uint32 // slots the leader could not mark again (see collect)
 }
 
-func newHybridBackend(cfg *config.Config, ps *policyState, s *syncer, remote *redisBackend) (*hybridBackend, error) {
-	prefix := cfg.SharedData.Prefix + ":" + ps.cfg.Name + ":lease"
+func newHybridBackend(cfg *config.Config, ps *policyState, ts *tierState, s *syncer, remote *redisBackend) (*hybridBackend, error) {
+	prefix := cfg.SharedData.Prefix + ":" + ts.ns + ":lease"
 	leases, err := store.New(sharedData{}, store.Options{Prefix: prefix, Slots: cfg.SharedData.Slots, PayloadSize: leaseSize})
 	if err != nil {
 		return nil, fmt.Errorf("lease store: %w", err)
 	}
-	p := ps.cfg.Compiled
-	b := &hybridBackend{ps: ps, policy: p, remote: remote, sync: s, leases: leases, dirtyKey: prefix + ":marked",
+	p := ts.policy
+	b := &hybridBackend{ps: ps, ns: ts.ns, policy: p, remote: remote, sync: s, leases: leases, dirtyKey: prefix + ":marked",
 		ttlMs: p.LongestWindowMs(), validityMs: validityMs(p, s.intervalMs), firstWant: firstWant(p, s.intervalMs)}
 	s.backends = append(s.backends, b)
 	return b, nil

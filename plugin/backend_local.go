@@ -20,10 +20,10 @@ type localBackend struct {
 	evictions host.Metric
 }
 
-func newLocalBackend(cfg *config.Config, p *config.Policy, evictions host.Metric) (*localBackend, error) {
-	size := p.Compiled.StateSize()
+func newLocalBackend(cfg *config.Config, ns string, p *algorithm.Policy, evictions host.Metric) (*localBackend, error) {
+	size := p.StateSize()
 	st, err := store.New(sharedData{}, store.Options{
-		Prefix:      cfg.SharedData.Prefix + ":" + p.Name,
+		Prefix:      cfg.SharedData.Prefix + ":" + ns,
 		Slots:       cfg.SharedData.Slots,
 		Ways:        waysFor(size),
 		PayloadSize: size,
@@ -31,7 +31,7 @@ func newLocalBackend(cfg *config.Config, p *config.Policy, evictions host.Metric
 	if err != nil {
 		return nil, fmt.Errorf("local store: %w", err)
 	}
-	return &localBackend{policy: p.Compiled, store: st, ttlMs: p.Compiled.LongestWindowMs(),
+	return &localBackend{policy: p, store: st, ttlMs: p.LongestWindowMs(),
 		scratch: make([]byte, 0, size), evictions: evictions}, nil
 }
 

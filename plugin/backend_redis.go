@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/floodgate-proxy/floodgate/algorithm"
-	"github.com/floodgate-proxy/floodgate/config"
 	"github.com/floodgate-proxy/floodgate/internal/host"
 	"github.com/floodgate-proxy/floodgate/redislimit"
 	"github.com/tidwall/gjson"
@@ -25,7 +24,8 @@ import (
 // admitted. A rejection by Redis gives the local unit back.
 type redisBackend struct {
 	helper *helper
-	policy *config.Policy
+	name   string // the tier's state name (tierState.ns)
+	policy *algorithm.Policy
 	local  *localBackend
 	now    func() int64
 }
@@ -46,11 +46,11 @@ func (b *redisBackend) decide(c *call) (outcome, bool) {
 	}
 	c.key = append([]byte(nil), c.key...) // the limiter's buffer is reused by other requests meanwhile
 	h1, h2 := keyHashes(c.key)
-	rkey := b.helper.redisKey(b.policy.Name, h1, h2)
-	script := redislimit.ScriptFor(b.policy.Compiled)
+	rkey := b.helper.redisKey(b.name, h1, h2)
+	script := redislimit.ScriptFor(b.policy)
 	// A call that reaches Redis after this request gave up on it counts nothing there.
 	deadline := b.helper.clock.deadline(c.now + int64(b.helper.cfg.TimeoutMs))
-	args := redislimit.Args(b.policy.Compiled, redislimit.Call{Cost: c.cost, Draw: c.draw, NowMs: -1, DeadlineMs: deadline})
+	args := redislimit.Args(b.policy, redislimit.Call{Cost: c.cost, Draw: c.draw, NowMs: -1, DeadlineMs: deadline})
 	stream := c.ev.stream
 	var send func(body []byte, retried bool) error
 	send = func(body []byte, retried bool) error {

@@ -22,11 +22,11 @@ func (ps *policyState) failed(c *call, out outcome) (outcome, bool) {
 		res, err := out.local, error(nil)
 		switch {
 		case !out.counted:
-			res, err = ps.local.decideNow(c.key, c.now, c.cost, c.draw)
+			res, err = c.ts.local.decideNow(c.key, c.now, c.cost, c.draw)
 		case res.Allowed && c.draw < res.SuppressionFactor:
 			// The count left shedding to Redis (suppressed): shed here now, as the local
 			// decision would have, and keep the attempt as denied.
-			ps.local.refund(c.key, c.ev.l.opts.NowMs(), c.now, c.cost)
+			c.ts.local.refund(c.key, c.ev.l.opts.NowMs(), c.now, c.cost)
 			res.Allowed, res.Suppressed, res.Reason, res.RetryAfterMs = false, true, algorithm.ReasonSuppressed, res.ResetAfterMs
 		}
 		if err == nil {
@@ -35,7 +35,7 @@ func (ps *policyState) failed(c *call, out outcome) (outcome, bool) {
 		return outcome{res: res, err: err}, false
 	case config.FailClosed:
 		if out.counted {
-			ps.local.refund(c.key, c.ev.l.opts.NowMs(), c.now, c.cost)
+			c.ts.local.refund(c.key, c.ev.l.opts.NowMs(), c.now, c.cost)
 		}
 		_ = ps.m.failedClosed.Add(1)
 		return outcome{err: out.err}, true

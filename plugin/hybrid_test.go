@@ -250,7 +250,7 @@ func TestHybridAnswerToAnOldFlightIsIgnored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := l.policies[0].backend.(*hybridBackend)
+	b := l.policies[0].tiers[0].backend.(*hybridBackend)
 	h1, h2 := keyHashes([]byte("k"))
 	if _, err := b.leases.UpdateHash(h1, now, b.ttlMs, func([]byte) ([]byte, bool) {
 		ls := lease{h1: h1, h2: h2, flight: now - 50, flightUsed: 3, tracked: true}

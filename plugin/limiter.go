@@ -23,11 +23,9 @@ type limiter struct {
 
 // policyState is one policy at run time.
 type policyState struct {
-	cfg     *config.Policy
-	backend backend
-	// local is the policy's state in shared data: its backend for backend local, its fallback
-	// (failure mode local) for the others.
-	local *localBackend
+	cfg *config.Policy
+	// tiers are the policy's sets of limits, as cfg.Tiers (nil for an unlimited tier).
+	tiers []*tierState
 	m     policyMetrics
 	// Error logs are rate-limited to one a second per policy.
 	lastLogMs int64
@@ -61,17 +59,22 @@ func newLimiter(cfg *config.Config, opts Options) (*limiter, error) {
 				return nil, fmt.Errorf("policy %s: define metric %s: %w", p.Name, m.name, err)
 			}
 		}
-		var err error
-		if ps.local, err = newLocalBackend(cfg, p, ps.m.evictions); err != nil {
-			return nil, fmt.Errorf("policy %s: %w", p.Name, err)
-		}
 		if p.Backend != config.BackendLocal && l.helper == nil {
+			var err error
 			if l.helper, err = newHelper(cfg); err != nil {
 				return nil, err
 			}
 		}
-		if ps.backend, err = newBackend(l, cfg, ps); err != nil {
-			return nil, fmt.Errorf("policy %s: %w", p.Name, err)
+		for _, tier := range p.Tiers {
+			if tier.Unlimited {
+				ps.tiers = append(ps.tiers, nil)
+				continue
+			}
+			ts, err := newTierState(l, cfg, ps, tier)
+			if err != nil {
+				return nil, fmt.Errorf("policy %s: %w", p.Name, err)
+			}
+			ps.tiers = append(ps.tiers, ts)
 		}
 		l.policies = append(l.policies, ps)
 	}
@@ -88,8 +91,11 @@ func (l *limiter) tick() {
 func (l *limiter) summary() string {
 	names := make([]string, len(l.policies))
 	for i, p := range l.policies {
-		names[i] = fmt.Sprintf("%s (%s, %d limits, backend %s, failure mode %s)", p.cfg.Name, p.cfg.Compiled.Strategy(),
-			len(p.cfg.Limits), p.cfg.Backend, p.cfg.FailureMode)
+		limits := fmt.Sprintf("%d limits", len(p.cfg.Limits))
+		if len(p.cfg.Tiers) > 1 {
+			limits = fmt.Sprintf("%d tiers", len(p.cfg.Tiers))
+		}
+		names[i] = fmt.Sprintf("%s (%s, %s, backend %s, failure mode %s)", p.cfg.Name, p.cfg.Strategy, limits, p.cfg.Backend, p.cfg.FailureMode)
 	}
 	return strings.Join(names, ", ")
 }
@@ -156,9 +162,13 @@ func (l *limiter) run(ev *evaluation) (verdict, bool) {
 				continue
 			}
 		}
+		ts := ps.tierFor(ev.req)
+		if ts == nil {
+			continue // an unlimited tier
+		}
 		l.keyBuf = key[:0]
-		ev.call = call{ev: ev, ps: ps, key: key, now: ev.now, cost: ps.cfg.CostOf(ev.req), draw: l.opts.Rand()}
-		out, pending := ps.backend.decide(&ev.call)
+		ev.call = call{ev: ev, ps: ps, ts: ts, key: key, now: ev.now, cost: ps.cfg.CostOf(ev.req), draw: l.opts.Rand()}
+		out, pending := ts.backend.decide(&ev.call)
 		if pending {
 			return verdict{}, true
 		}

@@ -229,7 +229,7 @@ func (s *syncer) send(leases []sentLease, retried bool) {
 		if retried {
 			verb, name = "EVAL", script.Source
 		}
-		cmd := command(verb, name, s.h.redisKey(sl.b.ps.cfg.Name, sl.h1, sl.h2), redislimit.LeaseArgs(sl.b.policy, sl.lease, redislimit.Call{NowMs: -1}))
+		cmd := command(verb, name, s.h.redisKey(sl.b.ns, sl.h1, sl.h2), redislimit.LeaseArgs(sl.b.policy, sl.lease, redislimit.Call{NowMs: -1}))
 		r := redislimit.Records(sl.b.policy)
 		if i > start && (i-start == maxBatch || len(body)+len(cmd)+2 > maxBatchBytes || records+r > redislimit.MaxPipelineRecords) {
 			s.call(leases[start:i], append(body, ']'), retried)

@@ -118,6 +118,26 @@ var All = []Scenario{
 		Metrics: map[string]int64{"floodgate.p.missing_key": 1, "floodgate.p.rejected": 0, "floodgate.dry.missing_key": 1, "floodgate.dry.shadow_rejected": 1},
 	},
 	{
+		Name: "tiers: each consumer gets its tier's quota and headers",
+		Config: pol(`{"name":"plan","key":[{"type":"header","name":"x-api-key"}],
+			"tiers":{"by":{"type":"header","name":"x-plan"},"values":{"gold":{"limits":[{"requests":"3/m"}]},"internal":{"unlimited":true}},
+				"default":{"limits":[{"requests":"1/m"}]}},"response":{"headers":"both"}}`),
+		Steps: []Step{
+			{Source: "10.0.0.1:1", Headers: [][2]string{{"x-api-key", "g"}, {"x-plan", "gold"}}, Status: 200,
+				Want: map[string]string{"ratelimit-policy": `"plan";q=3;w=60`, "x-ratelimit-remaining": "2"}},
+			{Source: "10.0.0.1:1", Headers: [][2]string{{"x-api-key", "g"}, {"x-plan", "gold"}}, Repeat: 2, Status: 200},
+			{Source: "10.0.0.1:1", Headers: [][2]string{{"x-api-key", "g"}, {"x-plan", "gold"}}, Status: 429,
+				Want: map[string]string{"x-ratelimit-limit": "3", "retry-after": "60"}},
+			{Source: "10.0.0.1:1", Headers: [][2]string{{"x-api-key", "f"}}, Status: 200,
+				Want: map[string]string{"ratelimit-policy": `"plan";q=1;w=60`, "x-ratelimit-remaining": "0"}},
+			{Source: "10.0.0.1:1", Headers: [][2]string{{"x-api-key", "f"}, {"x-plan", "platinum"}}, Status: 429,
+				Want: map[string]string{"x-ratelimit-limit": "1"}},
+			{Source: "10.0.0.1:1", Headers: [][2]string{{"x-api-key", "i"}, {"x-plan", "internal"}}, Repeat: 5, Status: 200,
+				Want: map[string]string{"ratelimit-policy": ""}},
+		},
+		Metrics: map[string]int64{"floodgate.plan.allowed": 4, "floodgate.plan.rejected": 2},
+	},
+	{
 		Name:   "weighted cost from a header",
 		Config: pol(`{"name":"p","key":[{"type":"client_ip"}],"limits":[{"requests":"10/m"}],"cost":{"header":"x-cost","default":1,"max":8}}`),
 		Steps: []Step{
