@@ -5,6 +5,9 @@
 #   make run-redis, make run-hybrid
 #               redis-server, the Redis helper and two gateways (127.0.0.1:10000 and :10001) sharing
 #               it, from deploy/local/envoy-redis.yaml or envoy-hybrid.yaml; Ctrl-C stops them all
+#   make check-config [CONFIGS="file..."]
+#               floodgate-check on plugin configurations, Envoy bootstraps or Kubernetes manifests
+#               (default: every one this repository ships)
 #   make test   vet, format check, unit tests, native plugin tests and wasm end-to-end tests
 #   make bench  per-request cost of the plugin against a no-op plugin, in the same host
 #   make test-istio  Istio's own code on deploy/istio and on the OCI image (own module; CI runs it)
@@ -14,7 +17,7 @@ WASM_ENV  := GOOS=wasip1 GOARCH=wasm
 PLUGIN    := plugin.wasm
 NOOP      := build/noop.wasm
 
-.PHONY: all build noop run run-redis run-hybrid local-bins redis-server test test-istio check deps bench oci push clean
+.PHONY: all build noop run run-redis run-hybrid local-bins redis-server check-config test test-istio check deps bench oci push clean
 
 # The image tag. The image digest does not depend on it (nor on the command): one plugin.wasm,
 # one digest, printed by both `make oci` and `make push`.
@@ -59,6 +62,12 @@ APT_INSTALL := apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get inst
 # redis-server, installed with apt-get (as root) when missing.
 redis-server:
 	@command -v redis-server >/dev/null || { echo "installing redis-server"; $(APT_INSTALL) redis-server; }
+
+# Every configuration this repository ships, unless CONFIGS names others.
+CONFIGS ?= envoy.yaml deploy/local/envoy-redis.yaml deploy/local/envoy-hybrid.yaml $(wildcard deploy/istio/*.yaml)
+
+check-config:
+	$(GO) run ./cmd/floodgate-check $(CONFIGS)
 
 check:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
