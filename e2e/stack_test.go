@@ -104,11 +104,11 @@ func (m portMap) bootstrap(t *testing.T, file, dir string) string {
 	return out
 }
 
-// command rewrites a README command line with the free ports.
-func (m portMap) command(line string) string {
+// command rewrites a README command line with the free ports, on host.
+func (m portMap) command(line, host string) string {
 	return regexp.MustCompile(`localhost:(\d+)`).ReplaceAllStringFunc(line, func(s string) string {
 		if p, ok := m[strings.TrimPrefix(s, "localhost:")]; ok {
-			return "127.0.0.1:" + p
+			return host + ":" + p
 		}
 		return s
 	})
@@ -288,7 +288,12 @@ func TestRunRedisAsReadmeShows(t *testing.T) {
 		t.Error("the gateways' start-up log does not give the policy's backend and failure mode")
 	}
 	for _, s := range transcript(t, "run-redis") {
-		if got := sh(t, ports.command(s.command)); got != s.want {
+		// The stack prints the lines to try: the README's loops and statistics.
+		tried := strings.Contains(s.command, "$(seq") || strings.Contains(s.command, "/stats")
+		if printed := ports.command(s.command, "localhost"); tried && !strings.Contains(p.out.String(), "  "+printed+"\n") {
+			t.Errorf("the stack does not print %q", printed)
+		}
+		if got := sh(t, ports.command(s.command, "127.0.0.1")); got != s.want {
 			t.Errorf("$ %s\ngot:\n%swant (README.md):\n%s", s.command, got, s.want)
 		}
 	}
@@ -319,7 +324,7 @@ func TestRunHybridSharesOneLimit(t *testing.T) {
 	}
 	admitted := 0
 	for i, s := range transcript(t, "run-hybrid") {
-		got := sh(t, ports.command(s.command))
+		got := sh(t, ports.command(s.command, "127.0.0.1"))
 		if !strings.Contains(s.command, "http_code") {
 			continue // the stats: their counts follow the reservations
 		}
@@ -380,7 +385,7 @@ func TestRunLocalAsReadmeShows(t *testing.T) {
 	got := make([]string, len(steps))
 	start := time.Now()
 	for i, s := range steps {
-		got[i] = sh(t, ports.command(s.command))
+		got[i] = sh(t, ports.command(s.command, "127.0.0.1"))
 	}
 	if took := time.Since(start); took > 900*time.Millisecond {
 		if codes := statuses(t, got[0]); strings.Count(strings.Join(codes[:10], " "), "200") != 10 {

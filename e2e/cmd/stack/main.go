@@ -337,7 +337,7 @@ func (s *stack) intro(file string, cfg *config.Config, gateways, admins, rows []
 	for _, g := range gateways {
 		fmt.Fprintf(s.out, "  for i in $(seq 6); do curl -s -o /dev/null -w '%%{http_code} ' %s/; done; echo\n", local(g))
 	}
-	fmt.Fprintf(s.out, "  curl -s %s/stats | grep -E 'allowed|rejected'\n", local(admins[len(admins)-1]))
+	fmt.Fprintf(s.out, "  curl -s %s/stats | grep -E '%s[.](allowed|rejected):'\n", local(admins[len(admins)-1]), cfg.Policies[0].Name)
 	fmt.Fprintln(s.out, "Ctrl-C stops everything.")
 }
 
