@@ -4,13 +4,15 @@
 #               configured from envoy.yaml (local mode, no Redis needed)
 #   make test   vet, format check, unit tests, native plugin tests and wasm end-to-end tests
 #   make bench  per-request cost of the plugin against a no-op plugin, in the same host
+#   make bench-redis  floodgate's Redis decisions against go-redis/redis_rate and
+#               envoyproxy/ratelimit (bench/redis, its own module); rewrites its BENCHMARKS.md section
 
 GO        ?= go
 WASM_ENV  := GOOS=wasip1 GOARCH=wasm
 PLUGIN    := plugin.wasm
 NOOP      := build/noop.wasm
 
-.PHONY: all build noop run test check deps bench oci push clean
+.PHONY: all build noop run test check deps bench bench-redis oci push clean
 
 VERSION  ?= dev
 REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null)
@@ -20,7 +22,7 @@ all: build
 build: $(PLUGIN)
 
 # The plugin is rebuilt whenever any Go file or the module files change.
-$(PLUGIN): go.mod go.sum $(shell find . -name '*.go' -not -path './e2e/*' 2>/dev/null)
+$(PLUGIN): go.mod go.sum $(shell find . -name '*.go' -not -path './e2e/*' -not -path './bench/*' 2>/dev/null)
 	$(WASM_ENV) $(GO) build -buildmode=c-shared -trimpath -o $@ ./cmd/floodgate
 
 noop: $(NOOP)
@@ -37,6 +39,7 @@ check:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(WASM_ENV) $(GO) vet ./cmd/... ./internal/... ./plugin/... ./algorithm/... ./config/... ./store/...
+	cd bench/redis && $(GO) vet ./...
 
 # Test dependencies: redis-server (the tests start their own on a free loopback port), and node
 # with npm (the helper is checked against the official @upstash/redis client).
@@ -53,9 +56,15 @@ deps:
 test: deps check $(PLUGIN) $(NOOP)
 	FLOODGATE_WASM=$(CURDIR)/$(PLUGIN) FLOODGATE_NOOP_WASM=$(CURDIR)/$(NOOP) $(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -race ./algorithm/ ./config/ ./store/ ./plugin/ ./internal/...
+	cd bench/redis && $(GO) test -count=1 ./...
 
 bench: $(PLUGIN) $(NOOP)
 	FLOODGATE_WASM=$(CURDIR)/$(PLUGIN) FLOODGATE_NOOP_WASM=$(CURDIR)/$(NOOP) $(GO) test -run '^$$' -bench . -benchmem ./algorithm/ ./store/ ./e2e/
+
+# About four minutes on 2 cores (plus a first build of envoyproxy/ratelimit); BENCH_REDIS_FLAGS
+# resizes it (see cd bench/redis && go run . -h).
+bench-redis: deps
+	cd bench/redis && $(GO) run . -update ../../BENCHMARKS.md $(BENCH_REDIS_FLAGS)
 
 # OCI image for Istio's WasmPlugin (no Docker): an image layout in build/oci, or a push.
 HELPER := build/redis-helper

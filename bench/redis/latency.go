@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +35,8 @@ var paths = []string{pathHelper, pathRateLimit, pathDirect}
 type latencySample struct {
 	p50, p99 time.Duration
 	perSec   float64
+	// CPU per decision, µs, of the service process (0 for none) and of Redis.
+	serviceCPU, redisCPU float64
 }
 
 type latencyKey struct {
@@ -50,8 +55,14 @@ type latencyOptions struct {
 // decider makes one decision for client k on a path.
 type decider func(ctx context.Context, k int) error
 
+// pathTarget is a path's decider and the process of its service (0 for none).
+type pathTarget struct {
+	decide decider
+	pid    int
+}
+
 // latencyTargets are the three paths for one window.
-type latencyTargets map[string]decider
+type latencyTargets map[string]pathTarget
 
 // helperDecider sends the plugin's exact calls (captured for each client) to the helper over
 // HTTP/1.1 with keep-alive, as an Envoy cluster does, and reads the answer.
@@ -165,7 +176,7 @@ func runLatency(ctx context.Context, rdb *redis.Client, targets map[string]laten
 					if err := rdb.FlushAll(ctx).Err(); err != nil {
 						return nil, err
 					}
-					s, err := measure(ctx, targets[w.name][p], c, o)
+					s, err := measure(ctx, rdb, targets[w.name][p], c, o)
 					if err != nil {
 						return nil, fmt.Errorf("%s, %s, concurrency %d: %w", p, w.name, c, err)
 					}
@@ -181,7 +192,8 @@ func runLatency(ctx context.Context, rdb *redis.Client, targets map[string]laten
 
 // measure makes o.decisions decisions (fewer if o.runTime passes first) from concurrency
 // goroutines, after a warm-up that opens their connections, and times each one.
-func measure(ctx context.Context, d decider, concurrency int, o latencyOptions) (latencySample, error) {
+func measure(ctx context.Context, rdb *redis.Client, t pathTarget, concurrency int, o latencyOptions) (latencySample, error) {
+	d := t.decide
 	var next atomic.Int64
 	run := func(n int64, deadline time.Time, lat []time.Duration) (int, error) {
 		var wg sync.WaitGroup
@@ -216,9 +228,19 @@ func measure(ctx context.Context, d decider, concurrency int, o latencyOptions) 
 	}
 	next.Store(0)
 	lat := make([]time.Duration, o.decisions)
+	redisBefore, err := redisCPU(ctx, rdb)
+	if err != nil {
+		return latencySample{}, err
+	}
+	serviceBefore := processCPU(t.pid)
 	start := time.Now()
 	n, err := run(int64(o.decisions), start.Add(o.runTime), lat)
 	elapsed := time.Since(start)
+	if err != nil {
+		return latencySample{}, err
+	}
+	serviceAfter := processCPU(t.pid)
+	redisAfter, err := redisCPU(ctx, rdb)
 	if err != nil {
 		return latencySample{}, err
 	}
@@ -227,5 +249,26 @@ func measure(ctx context.Context, d decider, concurrency int, o latencyOptions) 
 	}
 	lat = lat[:n]
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	return latencySample{p50: lat[n/2], p99: lat[n*99/100], perSec: float64(n) / elapsed.Seconds()}, nil
+	return latencySample{p50: lat[n/2], p99: lat[n*99/100], perSec: float64(n) / elapsed.Seconds(),
+		serviceCPU: (serviceAfter - serviceBefore) * 1e6 / float64(n), redisCPU: (redisAfter - redisBefore) * 1e6 / float64(n)}, nil
+}
+
+// processCPU returns the user + system CPU time of process pid in seconds (0 for pid 0), from
+// /proc/pid/stat (fields 14 and 15, in clock ticks of 1/100 s on Linux).
+func processCPU(pid int) float64 {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // the name may hold spaces
+	if len(fields) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(fields[11], 64)
+	stime, _ := strconv.ParseFloat(fields[12], 64)
+	return (utime + stime) / 100
 }

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/floodgate-proxy/floodgate/internal/redistest"
+	"github.com/floodgate-proxy/floodgate/redislimit"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -140,10 +141,13 @@ func run(ctx context.Context, o options, progress func(string)) (string, error) 
 			return "", err
 		}
 		targets[w.name] = latencyTargets{
-			pathHelper:    helperDecider(httpClient, helper.addr, calls),
-			pathRateLimit: rateLimitDecider(conn, w, ips),
-			pathDirect:    direct,
+			pathHelper:    {helperDecider(httpClient, helper.addr, calls), helper.cmd.Process.Pid},
+			pathRateLimit: {rateLimitDecider(conn, w, ips), rateLimit.cmd.Process.Pid},
+			pathDirect:    {decide: direct},
 		}
+	}
+	if err := rdb.ScriptLoad(ctx, redislimit.Script).Err(); err != nil { // the plugin's EVAL on NOSCRIPT, done once
+		return "", err
 	}
 	progress("measuring latency")
 	lat, err := runLatency(ctx, rdb, targets, o.latency, progress)

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -39,15 +39,14 @@ func describeMachine(ctx context.Context, rdb *redis.Client) (machine, error) {
 		return m, err
 	}
 	m.redis = "redis-server " + infoField(info, "redis_version")
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, d := range bi.Deps {
-			switch d.Path {
-			case "github.com/go-redis/redis_rate/v10":
-				m.redisRate = d.Version
-			case "github.com/envoyproxy/ratelimit":
-				m.rateLimit = d.Version
-			}
-		}
+	// The versions this module builds with (ratelimit is only a tool of the module, so it is
+	// not in this binary's build information).
+	out, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Version}}", "github.com/go-redis/redis_rate/v10", "github.com/envoyproxy/ratelimit").Output()
+	if err != nil {
+		return m, fmt.Errorf("go list -m: %w", err)
+	}
+	if v := strings.Fields(string(out)); len(v) == 2 {
+		m.redisRate, m.rateLimit = v[0], v[1]
 	}
 	return m, nil
 }
@@ -86,13 +85,15 @@ func medianOf[S any](samples []S, f func(S) float64) float64 {
 	return median(v)
 }
 
-func cpuOf(s costSample) float64      { return s.cpuUs }
-func bytesOf(s costSample) float64    { return s.bytes }
-func admittedOf(s costSample) float64 { return s.admitted }
-func decisionsOf(s costSample) float64 { return s.decisions }
-func p50Of(s latencySample) float64    { return float64(s.p50) }
-func p99Of(s latencySample) float64    { return float64(s.p99) }
-func perSecOf(s latencySample) float64 { return s.perSec }
+func cpuOf(s costSample) float64           { return s.cpuUs }
+func bytesOf(s costSample) float64         { return s.bytes }
+func admittedOf(s costSample) float64      { return s.admitted }
+func decisionsOf(s costSample) float64     { return s.decisions }
+func serviceCPUOf(s latencySample) float64 { return s.serviceCPU }
+func redisCPUOf(s latencySample) float64   { return s.redisCPU }
+func p50Of(s latencySample) float64        { return float64(s.p50) }
+func p99Of(s latencySample) float64        { return float64(s.p99) }
+func perSecOf(s latencySample) float64     { return s.perSec }
 
 // writeReport writes the markdown tables.
 func writeReport(w io.Writer, o options, m machine, cost map[costKey][]costSample, lat map[latencyKey][]latencySample) {
@@ -157,6 +158,19 @@ func writeReport(w io.Writer, o options, m machine, cost map[costKey][]costSampl
 				us(medianOf(r, p50Of)), us(medianOf(r, p99Of)), medianOf(r, perSecOf),
 				medianOf(h, p50Of)/medianOf(r, p50Of), medianOf(h, perSecOf)/medianOf(r, perSecOf),
 				us(medianOf(d, p50Of)), medianOf(d, perSecOf))
+		}
+	}
+
+	p("\nCPU per decision in the same runs (µs, medians): each service process's user + system time " +
+		"(/proc/PID/stat) and Redis's (INFO cpu). On this machine the client, both services and Redis share " +
+		"the cores, so at concurrency 16 the decisions/s follow the CPU each decision costs.\n\n")
+	p("| window | concurrency | helper | Redis under the helper | ratelimit service | Redis under ratelimit | Redis under direct EVALSHA |\n")
+	p("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, win := range windows {
+		for _, c := range o.latency.concurrency {
+			h, r, d := lat[latencyKey{pathHelper, win.name, c}], lat[latencyKey{pathRateLimit, win.name, c}], lat[latencyKey{pathDirect, win.name, c}]
+			p("| %s | %d | %.0f | %.0f | %.0f | %.0f | %.0f |\n", win.name, c, medianOf(h, serviceCPUOf), medianOf(h, redisCPUOf),
+				medianOf(r, serviceCPUOf), medianOf(r, redisCPUOf), medianOf(d, redisCPUOf))
 		}
 	}
 
