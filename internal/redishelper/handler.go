@@ -54,6 +54,7 @@ var DefaultAllow = []string{"EVALSHA", "EVAL", "SCRIPT LOAD", "PING"}
 // Handler serves the REST protocol over one Redis client.
 type Handler struct {
 	client  redis.UniversalClient
+	pipe    *pipeliner
 	opts    Options
 	allow   map[string]bool
 	metrics *metrics
@@ -126,6 +127,13 @@ func (r reply) MarshalJSON() ([]byte, error) {
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	if r, ok := v.(reply); ok {
+		if b, ok := r.appendJSON(make([]byte, 0, 128)); ok {
+			w.WriteHeader(status)
+			_, _ = w.Write(b)
+			return
+		}
+	}
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
@@ -150,6 +158,11 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, v any) bool {
 		}
 		writeJSON(w, http.StatusBadRequest, reply{Error: "ERR reading the body: " + err.Error()})
 		return false
+	}
+	if cmd, ok := v.(*[]any); ok {
+		if *cmd, ok = decodeCommand(body); ok {
+			return true
+		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
