@@ -48,6 +48,7 @@ func run(logger *slog.Logger) error {
 	allow := flag.String("allow", strings.Join(redishelper.DefaultAllow, ","), "allowed commands")
 	maxBody := flag.Int64("max-body", 64<<10, "largest request body, bytes")
 	timeout := flag.Duration("timeout", time.Second, "Redis time budget of one request")
+	inFlight := flag.Int("in-flight", 2, "single commands out to Redis at once; more leave together in one pipeline")
 	flag.Parse()
 
 	token := os.Getenv("FLOODGATE_HELPER_TOKEN")
@@ -89,7 +90,7 @@ func run(logger *slog.Logger) error {
 	client := redis.NewUniversalClient(opts)
 	defer client.Close()
 
-	h, err := redishelper.New(client, redishelper.Options{Token: token, Allow: strings.Split(*allow, ","), MaxBody: *maxBody, Timeout: *timeout, Logger: logger})
+	h, err := redishelper.New(client, redishelper.Options{Token: token, Allow: strings.Split(*allow, ","), MaxBody: *maxBody, Timeout: *timeout, InFlight: *inFlight, Logger: logger})
 	if err != nil {
 		return err
 	}
