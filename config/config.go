@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -20,10 +21,12 @@ import (
 
 // Bounds of a configuration.
 const (
-	MaxPolicies   = 32
-	MaxKeyParts   = 8
-	MaxLimits     = 8
-	MaxSlots      = 1 << 22
+	MaxPolicies = 32
+	MaxKeyParts = 8
+	MaxLimits   = 8
+	MaxSlots    = 1 << 22
+	// MaxListItems bounds a list of methods, hosts or header matches.
+	MaxListItems  = 256
 	DefaultSlots  = 65536
 	DefaultPrefix = "floodgate"
 )
@@ -60,11 +63,32 @@ type Redis struct {
 	syncTimeoutSet bool
 }
 
+// BackendKind is where a policy's state lives.
+type BackendKind string
+
 // Backends.
 const (
-	BackendLocal  = "local"
-	BackendRedis  = "redis"
-	BackendHybrid = "hybrid"
+	// BackendLocal keeps the state in the proxy's shared data: exact for one proxy.
+	BackendLocal BackendKind = "local"
+	// BackendRedis decides every request in Redis through the helper: exact across proxies.
+	BackendRedis BackendKind = "redis"
+	// BackendHybrid decides locally on quota Redis reserves for each proxy, synced on a tick.
+	BackendHybrid BackendKind = "hybrid"
+)
+
+// FailureMode is what a policy does with a request whose state cannot be read or written (Redis
+// down, slow or answering garbage, its breaker open, shared-data contention).
+type FailureMode string
+
+// Failure modes.
+const (
+	// FailOpen lets the request through undecided.
+	FailOpen FailureMode = "open"
+	// FailClosed answers 503.
+	FailClosed FailureMode = "closed"
+	// FailLocal decides on this proxy's shared data (redis and hybrid backends): the limit then
+	// holds per proxy rather than across proxies.
+	FailLocal FailureMode = "local"
 )
 
 // SharedData sizes the local store.
@@ -94,14 +118,11 @@ type Policy struct {
 	Cost            Cost
 	Shadow          bool
 	Response        Response
-	// Backend is where the state lives: BackendLocal, BackendRedis or BackendHybrid.
-	Backend string
-	// FailOpen says what happens when the state cannot be read or written: admit (true) or
-	// answer 503 (false).
-	FailOpen bool
-	// FallbackLocal (failure_mode "local", redis and hybrid backends, the default of hybrid)
-	// decides with local shared data while Redis cannot be reached.
-	FallbackLocal bool
+	// Backend is where the state lives.
+	Backend BackendKind
+	// FailureMode applies when the state cannot be read or written: FailLocal by default for the
+	// redis and hybrid backends (limiting goes on per proxy), FailOpen for the local backend.
+	FailureMode FailureMode
 	// Compiled is the algorithm policy built from Limits and Strategy.
 	Compiled *algorithm.Policy
 }
@@ -223,27 +244,77 @@ func join(path, field string) string {
 
 func index(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
 
-// object checks that v is an object with only the known fields.
+// object checks that v is an object with only the known fields, each given once. (gjson reads
+// the first of duplicate fields and most other JSON tools the last: a configuration with both
+// would mean one thing here and another in every tool that shows it.)
 func (p *parser) object(v gjson.Result, path string, known ...string) bool {
 	if !v.IsObject() {
 		p.errf(path, "must be an object")
 		return false
 	}
-	var unknown []string
+	var unknown, dup []string
+	seen := make(map[string]bool, len(known))
 	v.ForEach(func(k, _ gjson.Result) bool {
-		for _, f := range known {
-			if k.String() == f {
-				return true
-			}
+		name := k.String()
+		if seen[name] {
+			dup = append(dup, name)
+			return true
 		}
-		unknown = append(unknown, k.String())
+		seen[name] = true
+		if !slices.Contains(known, name) {
+			unknown = append(unknown, name)
+		}
 		return true
 	})
 	sort.Strings(unknown)
 	for _, f := range unknown {
 		p.errf(join(path, f), "unknown field")
 	}
+	for _, f := range dup {
+		p.errf(join(path, f), "given more than once")
+	}
 	return true
+}
+
+// boundedLen counts the elements of the array v up to hi+1, without building the list, so that
+// an oversized array costs next to nothing to refuse.
+func boundedLen(v gjson.Result, hi int) int {
+	n := 0
+	v.ForEach(func(_, _ gjson.Result) bool {
+		n++
+		return n <= hi
+	})
+	return n
+}
+
+// number reads a JSON number.
+func (p *parser) number(v gjson.Result, path string) (float64, bool) {
+	if v.Type != gjson.Number {
+		p.errf(path, "must be a number")
+		return 0, false
+	}
+	return v.Num, true
+}
+
+// headerName reads a header name: an HTTP token (RFC 9110 tchar), or a pseudo-header (":path"),
+// lower-cased as Envoy hands headers to filters. A name with a space or a colon inside could
+// never match a request header, so it is an error rather than a policy that never applies.
+func (p *parser) headerName(v gjson.Result, path string) (string, bool) {
+	s, ok := p.str(v, path)
+	if !ok {
+		return "", false
+	}
+	name := strings.TrimPrefix(s, ":")
+	valid := name != ""
+	for i := 0; i < len(name) && valid; i++ {
+		c := name[i]
+		valid = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+	}
+	if !valid {
+		p.errf(path, "%q is not a header name (letters, digits and !#$%%&'*+-.^_`|~ only)", s)
+		return "", false
+	}
+	return strings.ToLower(s), true
 }
 
 func (p *parser) str(v gjson.Result, path string) (string, bool) {
@@ -307,8 +378,12 @@ func (p *parser) parse(data []byte) *Config {
 		p.errf("", "the configuration is empty: at least one policy is required")
 		return nil
 	}
-	if !gjson.ValidBytes(data) {
-		p.errf("", "not valid JSON")
+	if len(data) > MaxConfigBytes {
+		p.errf("", "the configuration is %d bytes, more than %d", len(data), MaxConfigBytes)
+		return nil
+	}
+	if err := checkSyntax(data); err != nil {
+		p.errf("", "%v", err)
 		return nil
 	}
 	root := gjson.ParseBytes(data)
@@ -340,11 +415,10 @@ func (p *parser) parse(data []byte) *Config {
 		p.errf("policies", "at least one policy is required")
 	case !policies.IsArray():
 		p.errf("policies", "must be an array")
+	case boundedLen(policies, MaxPolicies) == 0 || boundedLen(policies, MaxPolicies) > MaxPolicies:
+		p.errf("policies", "must hold 1 to %d policies", MaxPolicies)
 	default:
 		list := policies.Array()
-		if len(list) == 0 || len(list) > MaxPolicies {
-			p.errf("policies", "must hold 1 to %d policies", MaxPolicies)
-		}
 		seen := map[string]int{}
 		for i, v := range list {
 			path := index("policies", i)
@@ -384,7 +458,7 @@ func (p *parser) policy(v gjson.Result, path string) *Policy {
 		return nil
 	}
 	pol := &Policy{Strategy: algorithm.Absolute, HardLimitFactor: 1, Cost: Cost{Value: 1},
-		Response: Response{Status: 429, Body: "rate limit exceeded\n"}, FailOpen: true, Backend: BackendLocal}
+		Response: Response{Status: 429, Body: "rate limit exceeded\n"}, Backend: BackendLocal}
 	if n := v.Get("name"); !n.Exists() {
 		p.errf(join(path, "name"), "is required")
 	} else if s, ok := p.str(n, join(path, "name")); ok {
@@ -411,7 +485,7 @@ func (p *parser) policy(v gjson.Result, path string) *Policy {
 		hp := join(path, "hard_limit_factor")
 		switch {
 		case h.Type != gjson.Number:
-			p.errf(hp, "must be a number")
+			p.number(h, hp)
 		case pol.Strategy != algorithm.Suppressed:
 			p.errf(hp, "applies to the suppressed strategy only")
 		case h.Num < 1 || h.Num > 1000:
@@ -431,23 +505,18 @@ func (p *parser) policy(v gjson.Result, path string) *Policy {
 		p.response(r, join(path, "response"), &pol.Response)
 	}
 	if b := v.Get("backend"); b.Exists() {
-		if name, ok := p.str(b, join(path, "backend")); ok {
-			switch name {
-			case BackendLocal, BackendRedis:
-				pol.Backend = name
-			case BackendHybrid:
-				pol.Backend = name
-				pol.FailOpen, pol.FallbackLocal = false, true
-			default:
-				p.errf(join(path, "backend"), "must be one of local, redis, hybrid")
-			}
+		if name, ok := p.oneOf(b, join(path, "backend"), string(BackendLocal), string(BackendRedis), string(BackendHybrid)); ok {
+			pol.Backend = BackendKind(name)
 		}
 	}
+	pol.FailureMode = FailOpen
+	if pol.Backend != BackendLocal {
+		pol.FailureMode = FailLocal
+	}
 	if f := v.Get("failure_mode"); f.Exists() {
-		if mode, ok := p.oneOf(f, join(path, "failure_mode"), "open", "closed", "local"); ok {
-			pol.FailOpen = mode == "open"
-			pol.FallbackLocal = mode == "local"
-			if mode == "local" && pol.Backend == BackendLocal {
+		if mode, ok := p.oneOf(f, join(path, "failure_mode"), string(FailOpen), string(FailClosed), string(FailLocal)); ok {
+			pol.FailureMode = FailureMode(mode)
+			if pol.FailureMode == FailLocal && pol.Backend == BackendLocal {
 				p.errf(join(path, "failure_mode"), "\"local\" applies to the redis and hybrid backends only")
 			}
 		}
@@ -540,8 +609,8 @@ func (p *parser) match(v gjson.Result, path string, m *Match) {
 	m.Methods = p.strings(v.Get("methods"), join(path, "methods"), strings.ToUpper)
 	m.Hosts = p.strings(v.Get("hosts"), join(path, "hosts"), strings.ToLower)
 	if hv := v.Get("headers"); hv.Exists() {
-		if !hv.IsArray() {
-			p.errf(join(path, "headers"), "must be an array")
+		if !hv.IsArray() || boundedLen(hv, MaxListItems) > MaxListItems {
+			p.errf(join(path, "headers"), "must be an array of at most %d header matches", MaxListItems)
 			return
 		}
 		for i, h := range hv.Array() {
@@ -550,10 +619,8 @@ func (p *parser) match(v gjson.Result, path string, m *Match) {
 				continue
 			}
 			hm := HeaderMatch{Present: true}
-			if name, ok := p.str(h.Get("name"), join(hp, "name")); ok && name != "" {
-				hm.Name = strings.ToLower(name)
-			} else if ok {
-				p.errf(join(hp, "name"), "must not be empty")
+			if name, ok := p.headerName(h.Get("name"), join(hp, "name")); ok {
+				hm.Name = name
 			}
 			if pr := h.Get("present"); pr.Exists() {
 				hm.Present = p.boolean(pr, join(hp, "present"))
@@ -567,8 +634,8 @@ func (p *parser) strings(v gjson.Result, path string, norm func(string) string) 
 	if !v.Exists() {
 		return nil
 	}
-	if !v.IsArray() || len(v.Array()) == 0 {
-		p.errf(path, "must be a non-empty array of strings")
+	if n := boundedLen(v, MaxListItems); !v.IsArray() || n == 0 || n > MaxListItems {
+		p.errf(path, "must be an array of 1 to %d strings", MaxListItems)
 		return nil
 	}
 	var out []string
@@ -585,7 +652,7 @@ func (p *parser) key(v gjson.Result, path string, pol *Policy) {
 		p.errf(path, "is required")
 		return
 	}
-	if !v.IsArray() || len(v.Array()) == 0 || len(v.Array()) > MaxKeyParts {
+	if n := boundedLen(v, MaxKeyParts); !v.IsArray() || n == 0 || n > MaxKeyParts {
 		p.errf(path, "must be an array of 1 to %d key sources", MaxKeyParts)
 		return
 	}
@@ -601,13 +668,13 @@ func (p *parser) key(v gjson.Result, path string, pol *Policy) {
 		}
 		part := KeyPart{Type: KeyType(typ)}
 		switch part.Type {
-		case KeyHeader, KeyQuery:
+		case KeyHeader:
+			p.object(kv, kp, "type", "name")
+			part.Name, _ = p.headerName(kv.Get("name"), join(kp, "name"))
+		case KeyQuery:
 			p.object(kv, kp, "type", "name")
 			if name, ok := p.str(kv.Get("name"), join(kp, "name")); ok && name != "" {
 				part.Name = name
-				if part.Type == KeyHeader {
-					part.Name = strings.ToLower(name)
-				}
 			} else if ok {
 				p.errf(join(kp, "name"), "must not be empty")
 			}
@@ -629,8 +696,8 @@ func (p *parser) key(v gjson.Result, path string, pol *Policy) {
 			}
 			part.Header = "authorization"
 			if h := kv.Get("header"); h.Exists() {
-				if s, ok := p.str(h, join(kp, "header")); ok {
-					part.Header = strings.ToLower(s)
+				if name, ok := p.headerName(h, join(kp, "header")); ok {
+					part.Header = name
 				}
 			}
 		case KeyConstant:
@@ -672,7 +739,7 @@ func (p *parser) limits(v gjson.Result, path string, pol *Policy) {
 		p.errf(path, "is required")
 		return
 	}
-	if !v.IsArray() || len(v.Array()) == 0 || len(v.Array()) > MaxLimits {
+	if n := boundedLen(v, MaxLimits); !v.IsArray() || n == 0 || n > MaxLimits {
 		p.errf(path, "must be an array of 1 to %d limits", MaxLimits)
 		return
 	}
@@ -737,7 +804,11 @@ func (p *parser) limit(v gjson.Result, path string) (algorithm.Limit, bool) {
 		}
 		l, err = algorithm.PerPeriod(n, mult*unitSeconds[m[3]], group)
 	default:
-		if rate.Type != gjson.Number || rate.Num <= 0 {
+		r, ok := p.number(rate, join(path, "rate"))
+		if !ok {
+			return l, false
+		}
+		if r <= 0 {
 			p.errf(join(path, "rate"), "must be > 0")
 			return l, false
 		}
@@ -768,10 +839,8 @@ func (p *parser) cost(v gjson.Result, path string, c *Cost) {
 	if !p.object(v, path, "header", "default", "max") {
 		return
 	}
-	if name, ok := p.str(v.Get("header"), join(path, "header")); ok && name != "" {
-		c.Header = strings.ToLower(name)
-	} else if ok {
-		p.errf(join(path, "header"), "must not be empty")
+	if name, ok := p.headerName(v.Get("header"), join(path, "header")); ok {
+		c.Header = name
 	}
 	c.Max = 1000
 	if d := v.Get("default"); d.Exists() {

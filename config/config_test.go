@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -25,7 +26,7 @@ func TestParseValid(t *testing.T) {
 			if p.Strategy != algorithm.Absolute || p.Limits[0].Quota != 10 || p.Limits[0].WindowMs != 1000 || p.Limits[0].GroupMs != 100 {
 				t.Errorf("limit defaults: %+v", p.Limits[0])
 			}
-			if p.Response.Status != 429 || p.Response.Headers != HeadersIETF || !p.FailOpen || !p.MissingKey.Skip || p.Cost.Value != 1 {
+			if p.Response.Status != 429 || p.Response.Headers != HeadersIETF || p.FailureMode != FailOpen || !p.MissingKey.Skip || p.Cost.Value != 1 {
 				t.Errorf("policy defaults: %+v", p)
 			}
 			if p.Compiled == nil {
@@ -65,7 +66,7 @@ func TestParseValid(t *testing.T) {
 				if p.Limits[0].Quota != 55 || p.Limits[0].GroupMs != 250 || p.Cost.Header != "x-cost" || p.Cost.Value != 2 || p.Cost.Max != 50 {
 					t.Errorf("limits/cost %+v %+v", p.Limits, p.Cost)
 				}
-				if !p.Shadow || p.Response.Status != 503 || !p.Response.ProblemJSON || p.Response.Headers != HeadersBoth || p.FailOpen {
+				if !p.Shadow || p.Response.Status != 503 || !p.Response.ProblemJSON || p.Response.Headers != HeadersBoth || p.FailureMode != FailClosed {
 					t.Errorf("answer %+v", p)
 				}
 			}},
@@ -76,8 +77,15 @@ func TestParseValid(t *testing.T) {
 				if r.Cluster != "floodgate-redis-helper" || r.Authority != r.Cluster || r.Token != "t" || r.TimeoutMs != 80 || r.BreakerFailures != 3 || r.BreakerCooldownMs != 2000 {
 					t.Errorf("redis %+v", r)
 				}
-				if p.Backend != BackendRedis || !p.FallbackLocal || p.FailOpen {
+				if p.Backend != BackendRedis || p.FailureMode != FailLocal {
 					t.Errorf("policy %+v", p)
+				}
+			}},
+		{name: "redis backend falls back to local limiting by default", json: `{"redis":{"cluster":"c","token":"t"},
+			"policies":[{"name":"p","key":[{"type":"path"}],"limits":[{"rate":1}],"backend":"redis"}]}`,
+			check: func(t *testing.T, c *Config) {
+				if p := c.Policies[0]; p.FailureMode != FailLocal {
+					t.Errorf("failure mode %q, want local", p.FailureMode)
 				}
 			}},
 		{name: "hybrid backend", json: `{"redis":{"cluster":"c","token":"t","sync_interval_ms":250},
@@ -88,10 +96,10 @@ func TestParseValid(t *testing.T) {
 				if c.Redis.SyncIntervalMs != 250 || c.Redis.TimeoutMs != 50 || c.Redis.SyncTimeoutMs != 499 {
 					t.Errorf("redis %+v", c.Redis)
 				}
-				if p := c.Policies[0]; p.Backend != BackendHybrid || !p.FallbackLocal || p.FailOpen {
+				if p := c.Policies[0]; p.Backend != BackendHybrid || p.FailureMode != FailLocal {
 					t.Errorf("hybrid falls back to local limiting by default: %+v", p)
 				}
-				if q := c.Policies[1]; q.FallbackLocal || !q.FailOpen {
+				if q := c.Policies[1]; q.FailureMode != FailOpen {
 					t.Errorf("failure_mode open: %+v", q)
 				}
 			}},
@@ -123,7 +131,23 @@ func TestParseInvalid(t *testing.T) {
 		want []string // every line of the error, in order
 	}{
 		{name: "empty", json: ``, want: []string{"the configuration is empty: at least one policy is required"}},
-		{name: "not JSON", json: `{"policies":`, want: []string{"not valid JSON"}},
+		{name: "not JSON", json: `{"policies":`, want: []string{"not valid JSON: line 1, column 13: want a value, found end of input"}},
+		{name: "a syntax error names its line and column", json: "{\n  \"policies\": [\n    {\"name\": \"a\",}\n  ]\n}",
+			want: []string{`not valid JSON: line 3, column 18: want a field name in double quotes, found '}'`}},
+		{name: "too large", json: `{"policies":[` + strings.Repeat(`1,`, MaxConfigBytes/2) + `1]}`,
+			want: []string{fmt.Sprintf("the configuration is %d bytes, more than %d", 2*(MaxConfigBytes/2)+16, MaxConfigBytes)}},
+		{name: "too deep", json: strings.Repeat("[", 40) + strings.Repeat("]", 40),
+			want: []string{"not valid JSON: line 1, column 34: nested more than 32 levels deep"}},
+		{name: "a field given twice means two things: refused", json: `{"policies":[{"name":"a","key":[{"type":"path"}],"limits":[{"rate":1}],"name":"b"}]}`,
+			want: []string{"policies[0].name: given more than once"}},
+		{name: "a number as a string says so", json: `{"policies":[{"name":"a","key":[{"type":"path"}],"limits":[{"rate":"10"}]}]}`,
+			want: []string{"policies[0].limits[0].rate: must be a number"}},
+		{name: "header names are HTTP tokens", json: pol(`,"match":{"headers":[{"name":"X-Api-Key "}]},"cost":{"header":"x cost"}`)[:0] +
+			`{"policies":[{"name":"a","key":[{"type":"header","name":"X-Api-Key "},{"type":"header","name":""}],"limits":[{"rate":1}],"match":{"headers":[{"name":"a:b"}]},"cost":{"header":"x cost"}}]}`,
+			want: []string{`policies[0].match.headers[0].name: "a:b" is not a header name (letters, digits and !#$%&'*+-.^_` + "`" + `|~ only)`,
+				`policies[0].key[0].name: "X-Api-Key " is not a header name (letters, digits and !#$%&'*+-.^_` + "`" + `|~ only)`,
+				`policies[0].key[1].name: "" is not a header name (letters, digits and !#$%&'*+-.^_` + "`" + `|~ only)`,
+				`policies[0].cost.header: "x cost" is not a header name (letters, digits and !#$%&'*+-.^_` + "`" + `|~ only)`}},
 		{name: "no policies", json: `{}`, want: []string{"policies: at least one policy is required"}},
 		{name: "unknown top-level field", json: `{"polices":[]}`, want: []string{"polices: unknown field", "policies: at least one policy is required"}},
 		{name: "rate not positive", json: `{"policies":[{"name":"a","key":[{"type":"path"}],"limits":[{"rate":1},{"rate":0}]}]}`,
@@ -160,7 +184,7 @@ func TestParseInvalid(t *testing.T) {
 				"policies[0].key[2].trusted_hops: must be between 0 and 16", "policies[0].key[3].name: unknown field"}},
 		{name: "match problems", json: pol(`,"match":{"path":{"prefix":"/a","regex":"("},"methods":[],"headers":[{"nam":"x"}]}`),
 			want: []string{"policies[0].match.path.regex: invalid regular expression: error parsing regexp: missing closing ): `(`",
-				"policies[0].match.path: must have exactly one of prefix, exact, regex", "policies[0].match.methods: must be a non-empty array of strings",
+				"policies[0].match.path: must have exactly one of prefix, exact, regex", "policies[0].match.methods: must be an array of 1 to 256 strings",
 				"policies[0].match.headers[0].nam: unknown field", "policies[0].match.headers[0].name: must be a string"}},
 		{name: "missing key and cost", json: pol(`,"missing_key":{"action":"fallback"},"cost":{"header":"x-cost","default":5,"max":2}`),
 			want: []string{"policies[0].missing_key.value: must be a string", "policies[0].cost.default: must not exceed max (2)"}},

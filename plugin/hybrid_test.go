@@ -1,7 +1,6 @@
 package plugin
 
 import (
-	"encoding/binary"
 	"testing"
 
 	"github.com/floodgate-proxy/floodgate/algorithm"
@@ -137,8 +136,8 @@ const hybridTestConfig = `{"redis":{"cluster":"c","token":"t","breaker":{"failur
 // lease of its own (only the leader's tick calls the helper then).
 func TestHybridOpenBreakerStopsLeasesFromRequests(t *testing.T) {
 	e := newEmulated(t, hybridTestConfig)
-	open := binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint32(nil, 0), uint64(e.now.Load()+60000))
-	if err := host.SetSharedData("floodgate:breaker:c", open, 0); err != nil {
+	open := breakerState{openUntil: e.now.Load() + 60000}
+	if err := host.SetSharedData("floodgate:breaker:c", open.encode(), 0); err != nil {
 		t.Fatal(err)
 	}
 	answered := 0
@@ -197,4 +196,82 @@ func TestHybridTickAfterSlotsShrink(t *testing.T) {
 		}
 	}()
 	l.tick()
+}
+
+// One VM leads the syncs: another takes the lead only after the leader stayed silent for three
+// intervals, and the old leader does not take it back while the new one is alive.
+func TestHybridLeaderElection(t *testing.T) {
+	newEmulated(t, hybridTestConfig)
+	cfg, err := config.Parse([]byte(hybridTestConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := newHelper(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const now = 1_000_000
+	a, _ := newSyncer(cfg, h, 1, func() int64 { return now })
+	b, _ := newSyncer(cfg, h, 2, func() int64 { return now })
+	interval := a.intervalMs
+	if !a.lead(now) {
+		t.Fatal("the first VM to tick does not lead")
+	}
+	for _, at := range []int64{now, now + interval, now + 3*interval - 1} {
+		if b.lead(at) {
+			t.Fatalf("a second VM took the lead %d ms after the leader's last tick", at-now)
+		}
+	}
+	if !a.lead(now + 2*interval) {
+		t.Fatal("the leader lost the lead while ticking")
+	}
+	if b.lead(now + 5*interval - 1) {
+		t.Fatal("the leader's renewed term was ignored")
+	}
+	if !b.lead(now + 5*interval) {
+		t.Fatal("no VM took over from a leader silent for three intervals")
+	}
+	if a.lead(now + 5*interval + 1) {
+		t.Fatal("the old leader took the lead back from a live one")
+	}
+}
+
+// An answer to a lease that is no longer in flight (declared lost, then sent again) is ignored:
+// applying it would grant a reservation Redis made for another flight.
+func TestHybridAnswerToAnOldFlightIsIgnored(t *testing.T) {
+	e := newEmulated(t, hybridTestConfig)
+	cfg, err := config.Parse([]byte(hybridTestConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := e.now.Load()
+	l, err := newLimiter(cfg, Options{NowMs: func() int64 { return now }, Rand: func() float64 { return 0.5 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := l.policies[0].backend.(*hybridBackend)
+	h1, h2 := keyHashes([]byte("k"))
+	if _, err := b.leases.UpdateHash(h1, now, b.ttlMs, func([]byte) ([]byte, bool) {
+		ls := lease{h1: h1, h2: h2, flight: now - 50, flightUsed: 3, tracked: true}
+		return ls.encode(make([]byte, leaseSize)), true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	read := func() lease {
+		t.Helper()
+		var ls lease
+		if err := b.updateLease(h1, now, func(l *lease) bool { ls = *l; return false }); err != nil {
+			t.Fatal(err)
+		}
+		return ls
+	}
+	grant := &redislimit.Grant{Units: 40, AtMs: now, Limit: 100, WindowMs: 1000, Remaining: 60}
+	l.sync.applyAll([]sentLease{{b: b, h1: h1, h2: h2, at: now - 400}}, []*redislimit.Grant{grant}, nil, now)
+	if ls := read(); ls.reserved != 0 || ls.flight != now-50 {
+		t.Fatalf("an answer to an older flight was applied: %+v", ls)
+	}
+	l.sync.applyAll([]sentLease{{b: b, h1: h1, h2: h2, at: now - 50}}, []*redislimit.Grant{grant}, nil, now)
+	if ls := read(); ls.reserved != 40 || ls.flight != 0 {
+		t.Fatalf("the answer to the flight in progress was not applied: %+v", ls)
+	}
 }

@@ -8,33 +8,27 @@ import (
 	"github.com/floodgate-proxy/floodgate/algorithm"
 	"github.com/floodgate-proxy/floodgate/config"
 	"github.com/floodgate-proxy/floodgate/internal/host"
-	"github.com/floodgate-proxy/floodgate/store"
 )
 
-// limiter is one loaded configuration: its policies, each with its store and metrics.
+// limiter is one loaded configuration: its policies, each with its backend and metrics.
 type limiter struct {
 	opts     Options
 	policies []*policyState
 	keyBuf   []byte
-	scratch  []byte  // state buffer for keys seen for the first time
-	remote   *remote // the Redis helper, when a policy uses it
-	sync     *syncer // the hybrid backend's syncs, when a policy uses it
+	helper   *helper // the Redis helper, when a policy uses it
+	sync     *syncer // the hybrid backend's syncs, when a policy uses them
 	spare    *evaluation
 	answer   [][2]string // storage of the last verdict's headers (see verdict)
 }
 
+// policyState is one policy at run time.
 type policyState struct {
-	cfg   *config.Policy
-	store *store.Store
-	ttlMs int64
+	cfg     *config.Policy
+	backend backend
+	// local is the policy's state in shared data: its backend for backend local, its fallback
+	// (failure mode local) for the others.
+	local *localBackend
 	m     policyMetrics
-	// The hybrid backend's leases (hybrid.go), the shared-data bitmap of the lease slots the
-	// leader must sync, and how long a reservation may be spent.
-	leases     *store.Store
-	dirtyKey   string
-	validityMs int64
-	firstWant  int64    // the first reservation of a key: twice what the limit allows per interval
-	unmarked   []uint32 // slots the leader could not mark again (see collect)
 	// Error logs are rate-limited to one a second per policy.
 	lastLogMs int64
 	quiet     int
@@ -43,72 +37,57 @@ type policyState struct {
 // policyMetrics are a policy's counters, named floodgate.<policy>.<what> (Envoy shows them as
 // wasmcustom.floodgate.<policy>.<what>).
 type policyMetrics struct {
-	allowed, rejected, suppressed, shadowRejected, errors, evictions, fallbacks host.Metric
+	allowed, rejected, suppressed, shadowRejected, errors, evictions host.Metric
+	// Decisions taken without the policy's backend, by failure mode.
+	fallbacks, failedOpen, failedClosed host.Metric
 }
 
 func newLimiter(cfg *config.Config, opts Options) (*limiter, error) {
 	l := &limiter{opts: opts}
 	for _, p := range cfg.Policies {
-		st, err := store.New(sharedData{}, store.Options{
-			Prefix:      cfg.SharedData.Prefix + ":" + p.Name,
-			Slots:       cfg.SharedData.Slots,
-			Ways:        waysFor(p.Compiled.StateSize()),
-			PayloadSize: p.Compiled.StateSize(),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("policy %s: %w", p.Name, err)
-		}
-		ps := &policyState{cfg: p, store: st, ttlMs: p.Compiled.LongestWindowMs()}
+		ps := &policyState{cfg: p}
 		for _, m := range []struct {
 			dst  *host.Metric
 			name string
 		}{
 			{&ps.m.allowed, "allowed"}, {&ps.m.rejected, "rejected"}, {&ps.m.suppressed, "suppressed"},
 			{&ps.m.shadowRejected, "shadow_rejected"}, {&ps.m.errors, "errors"}, {&ps.m.evictions, "evictions"},
-			{&ps.m.fallbacks, "fallbacks"},
+			{&ps.m.fallbacks, "fallbacks"}, {&ps.m.failedOpen, "failed_open"}, {&ps.m.failedClosed, "failed_closed"},
 		} {
+			var err error
 			if *m.dst, err = host.DefineMetric(host.Counter, "floodgate."+p.Name+"."+m.name); err != nil {
 				return nil, fmt.Errorf("policy %s: define metric %s: %w", p.Name, m.name, err)
 			}
 		}
-		if p.Backend != config.BackendLocal && l.remote == nil {
-			if l.remote, err = newRemote(cfg, opts); err != nil {
+		var err error
+		if ps.local, err = newLocalBackend(cfg, p, ps.m.evictions); err != nil {
+			return nil, fmt.Errorf("policy %s: %w", p.Name, err)
+		}
+		if p.Backend != config.BackendLocal && l.helper == nil {
+			if l.helper, err = newHelper(cfg); err != nil {
 				return nil, err
 			}
 		}
-		if p.Backend == config.BackendHybrid {
-			if l.sync == nil {
-				if l.sync, err = newSyncer(cfg, l.remote, uint64(opts.Rand()*(1<<53))+1); err != nil {
-					return nil, err
-				}
-			}
-			prefix := cfg.SharedData.Prefix + ":" + p.Name + ":lease"
-			if ps.leases, err = store.New(sharedData{}, store.Options{Prefix: prefix, Slots: cfg.SharedData.Slots,
-				PayloadSize: leaseSize}); err != nil {
-				return nil, fmt.Errorf("policy %s: %w", p.Name, err)
-			}
-			ps.dirtyKey, ps.validityMs = prefix+":marked", validityMs(p.Compiled, l.sync.intervalMs)
-			ps.firstWant = firstWant(p.Compiled, l.sync.intervalMs)
+		if ps.backend, err = newBackend(l, cfg, ps); err != nil {
+			return nil, fmt.Errorf("policy %s: %w", p.Name, err)
 		}
 		l.policies = append(l.policies, ps)
-		l.scratch = make([]byte, max(len(l.scratch), p.Compiled.StateSize()))
 	}
 	return l, nil
 }
 
-// slotTarget is the slot size the number of ways aims at: every decision copies a whole slot in
-// and out of shared data, so large states (long windows in fine buckets) get fewer ways.
-const slotTarget = 4096
-
-// waysFor returns the ways per slot for a state of size bytes: 4, down to 1 for large states.
-func waysFor(size int) int {
-	return max(1, min(4, slotTarget/(size+16)))
+// tick runs the hybrid backend's syncs.
+func (l *limiter) tick() {
+	if l.sync != nil {
+		l.sync.tick()
+	}
 }
 
 func (l *limiter) summary() string {
 	names := make([]string, len(l.policies))
 	for i, p := range l.policies {
-		names[i] = fmt.Sprintf("%s (%s, %d limits)", p.cfg.Name, p.cfg.Compiled.Strategy(), len(p.cfg.Limits))
+		names[i] = fmt.Sprintf("%s (%s, %d limits, backend %s, failure mode %s)", p.cfg.Name, p.cfg.Compiled.Strategy(),
+			len(p.cfg.Limits), p.cfg.Backend, p.cfg.FailureMode)
 	}
 	return strings.Join(names, ", ")
 }
@@ -129,12 +108,15 @@ type localAnswer struct {
 // evaluation is one request's walk through the policies. A redis policy suspends it while its
 // decision is in flight; the http call's callback resumes it.
 type evaluation struct {
+	l      *limiter
 	req    config.Request
 	now    int64
 	stream uint32 // the HTTP context, made effective again when a callout answers
-	next   int    // the next policy to apply
+	resume func(verdict)
+	next   int // the next policy to apply
 	first  *policyState
 	views  []quotaView
+	call   call // the decision in progress
 }
 
 // decide applies every policy that matches the request, in order, until one rejects it or one
@@ -145,18 +127,18 @@ func (l *limiter) decide(req config.Request, stream uint32, resume func(verdict)
 		ev = new(evaluation)
 	}
 	l.spare = nil
-	*ev = evaluation{req: req, now: l.opts.NowMs(), stream: stream, views: ev.views[:0]}
-	v, pending = l.run(ev, resume)
+	*ev = evaluation{l: l, req: req, now: l.opts.NowMs(), stream: stream, resume: resume, views: ev.views[:0]}
+	v, pending = l.run(ev)
 	if !pending {
 		// Nothing refers to ev any more (the verdict holds rendered strings): the next request
 		// reuses it and its views. A pending evaluation belongs to its callout.
-		ev.req = nil
+		ev.req, ev.resume, ev.call = nil, nil, call{}
 		l.spare = ev
 	}
 	return v, pending
 }
 
-func (l *limiter) run(ev *evaluation, resume func(verdict)) (verdict, bool) {
+func (l *limiter) run(ev *evaluation) (verdict, bool) {
 	for ev.next < len(l.policies) {
 		ps := l.policies[ev.next]
 		ev.next++
@@ -168,52 +150,12 @@ func (l *limiter) run(ev *evaluation, resume func(verdict)) (verdict, bool) {
 			continue
 		}
 		l.keyBuf = key[:0]
-		cost := ps.cfg.CostOf(ev.req)
-		remote := ps.cfg.Backend == config.BackendRedis
-		if ps.cfg.Backend == config.BackendHybrid {
-			res, viaRedis, err := l.decideHybrid(ps, key, ev.now, cost, ev.stream)
-			if err != nil {
-				// The lease could not be read or written (contention): Redis decides, exactly; the
-				// local store would start from nothing.
-				ps.logf(ev.now, "floodgate: policy %s: lease: %v", ps.cfg.Name, err)
-				viaRedis = true
-			}
-			if !viaRedis {
-				if v, stop := l.apply(ev, ps, key, cost, res, nil); stop {
-					return v, false
-				}
-				continue
-			}
-			remote = true
+		ev.call = call{ev: ev, ps: ps, key: key, now: ev.now, cost: ps.cfg.CostOf(ev.req), draw: l.opts.Rand()}
+		out, pending := ps.backend.decide(&ev.call)
+		if pending {
+			return verdict{}, true
 		}
-		if remote {
-			if !l.remote.breakerOpen(ev.now) {
-				key := append([]byte(nil), key...) // keyBuf is reused by other requests meanwhile
-				err := l.remote.decide(ps, key, cost, l.opts.Rand(), ev.stream, l.opts.NowMs, func(res algorithm.Result, err error) {
-					ev.now = l.opts.NowMs() // the answer came later: later policies decide at their time
-					if v, stop := l.apply(ev, ps, key, cost, res, err); stop {
-						resume(v)
-						return
-					}
-					if v, pending := l.run(ev, resume); !pending {
-						resume(v)
-					}
-				})
-				if err == nil {
-					return verdict{}, true
-				}
-				if v, stop := l.apply(ev, ps, key, cost, algorithm.Result{}, err); stop {
-					return v, false
-				}
-				continue
-			}
-			if v, stop := l.apply(ev, ps, key, cost, algorithm.Result{}, errBreakerOpen); stop {
-				return v, false
-			}
-			continue
-		}
-		res, err := l.decideOne(ps, key, ev.now, cost)
-		if v, stop := l.apply(ev, ps, key, cost, res, err); stop {
+		if v, stop := l.apply(ev, out); stop {
 			return v, false
 		}
 	}
@@ -224,25 +166,35 @@ func (l *limiter) run(ev *evaluation, resume func(verdict)) (verdict, bool) {
 	return verdict{headers: l.answer}, false
 }
 
-// apply takes one policy's decision (or failure) into the evaluation; stop is set when the
-// request is answered here.
-func (l *limiter) apply(ev *evaluation, ps *policyState, key []byte, cost int64, res algorithm.Result, err error) (verdict, bool) {
-	if err != nil {
-		_ = ps.m.errors.Add(1)
-		ps.logf(ev.now, "floodgate: policy %s: %v", ps.cfg.Name, err)
-		switch {
-		case ps.cfg.FallbackLocal:
-			if res, err = l.decideOne(ps, key, ev.now, cost); err != nil {
-				return verdict{}, false
-			}
-			_ = ps.m.fallbacks.Add(1)
-		case ps.cfg.FailOpen:
-			return verdict{}, false
-		default:
-			return verdict{reject: &localAnswer{Status: 503, Headers: [][2]string{{"content-type", "text/plain"}},
-				Body: []byte("rate limit state unavailable\n")}}, true
+// resumeWith takes the outcome of a decision that was pending and carries on with the request's
+// remaining policies; the answer came later, so they decide at their own time.
+func (l *limiter) resumeWith(ev *evaluation, out outcome) {
+	ev.now = l.opts.NowMs()
+	v, stop := l.apply(ev, out)
+	if !stop {
+		var pending bool
+		if v, pending = l.run(ev); pending {
+			return
 		}
 	}
+	ev.resume(v)
+}
+
+// apply takes the outcome of the call in progress into the evaluation; stop is set when the
+// request is answered here.
+func (l *limiter) apply(ev *evaluation, out outcome) (verdict, bool) {
+	c := &ev.call
+	ps := c.ps
+	if out.err != nil {
+		var answered bool
+		if out, answered = ps.failed(c, out.err); answered {
+			return verdict{reject: unavailable}, true
+		}
+		if out.err != nil {
+			return verdict{}, false // failure mode open: the policy lets the request through
+		}
+	}
+	res := out.res
 	if ev.first == nil {
 		ev.first = ps
 	}
@@ -262,25 +214,6 @@ func (l *limiter) apply(ev *evaluation, ps *policyState, key []byte, cost int64,
 		_ = ps.m.suppressed.Add(1)
 	}
 	return verdict{reject: rejection(ev, ps, res)}, true
-}
-
-// decideOne decides one policy on the key's shared state.
-func (l *limiter) decideOne(ps *policyState, key []byte, now, cost int64) (algorithm.Result, error) {
-	var res algorithm.Result
-	draw := l.opts.Rand()
-	info, err := ps.store.Update(key, now, ps.ttlMs, func(cur []byte) ([]byte, bool) {
-		dst := cur // decide in place in the slot buffer the host returned
-		if dst == nil {
-			dst = l.scratch[:0]
-		}
-		var next []byte
-		next, res = ps.cfg.Compiled.Decide(dst, cur, now, cost, draw)
-		return next, res.Changed
-	})
-	if info.Evicted {
-		_ = ps.m.evictions.Add(1)
-	}
-	return res, err
 }
 
 // rejection builds the local answer of a request policy ps rejected.

@@ -126,3 +126,26 @@ func headerValue(h [][2]string, name string) string {
 	}
 	return ""
 }
+
+// Retry-After rounds the time left up to whole seconds: a client told to come back sooner would
+// be rejected again.
+func TestRetryAfterRoundsUp(t *testing.T) {
+	e := newEmulated(t, `{"policies":[{"name":"p","key":[{"type":"client_ip"}],"limits":[{"rate":1,"window":10}],"response":{"headers":"both"}}]}`)
+	send := func() (int, [][2]string) {
+		s, h, _ := e.Send(t, "10.0.0.1:1", [][2]string{{":path", "/"}})
+		return s, h
+	}
+	for i := 0; i < 10; i++ {
+		send()
+	}
+	for _, c := range []struct {
+		advanceMs int64
+		want      string
+	}{{2500, "8"}, {1, "8"}, {499, "7"}, {1, "7"}, {999, "6"}} {
+		e.now.Add(c.advanceMs)
+		status, h := send()
+		if status != 429 || headerValue(h, "retry-after") != c.want {
+			t.Fatalf("after %d more ms: %d retry-after %q, want 429 and %s", c.advanceMs, status, headerValue(h, "retry-after"), c.want)
+		}
+	}
+}

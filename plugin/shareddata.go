@@ -28,8 +28,8 @@ func casUpdate(key string, fn func(cur []byte) (next []byte, write bool)) error 
 		if !write {
 			return nil
 		}
-		if cas == 0 {
-			cas = 1<<32 - 1 // insert only if still absent (see store.Update)
+		if err != nil {
+			cas = 1<<32 - 1 // absent: insert only if still absent (see store.Update)
 		}
 		if err = host.SetSharedData(key, next, cas); !errors.Is(err, types.ErrorStatusCasMismatch) {
 			return err

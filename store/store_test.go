@@ -287,3 +287,53 @@ func TestUpdateSlotAndUpdateHash(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// interleaved is a SharedData whose first Set of a chosen key is preceded by another worker's
+// write of that key, between the caller's Get and its Set: the compare-and-swap must catch it.
+type interleaved struct {
+	SharedData
+	key    string
+	before func()
+	done   bool
+}
+
+func (s *interleaved) Set(key string, value []byte, cas uint32) error {
+	if key == s.key && !s.done {
+		s.done = true
+		s.before()
+	}
+	return s.SharedData.Set(key, value, cas)
+}
+
+// UpdateSlot races a worker that writes the same slot between its read and its write: the
+// worker's update and UpdateSlot's change must both survive (a lost update here drops admitted
+// units the hybrid leader should report to Redis).
+func TestUpdateSlotLosesNoConcurrentUpdate(t *testing.T) {
+	mem := NewMemory()
+	other := newStore(t, mem, Options{Slots: 1, Ways: 4})
+	incr(t, other, "a", 0)
+	incr(t, other, "b", 0)
+	race := &interleaved{SharedData: mem}
+	s := newStore(t, race, Options{Slots: 1, Ways: 4})
+	race.key = s.slotKey(0)
+	race.before = func() { incr(t, other, "a", 0) } // another worker admits on a meanwhile
+	runs := 0
+	if err := s.UpdateSlot(0, 0, 1000, func(live [][]byte) bool {
+		runs++
+		for _, p := range live {
+			binary.LittleEndian.PutUint64(p, binary.LittleEndian.Uint64(p)+100)
+		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if runs != 2 {
+		t.Fatalf("fn ran %d times, want 2: once, then again on the value the CAS conflict revealed", runs)
+	}
+	if n, _ := incr(t, other, "a", 0); n != 103 {
+		t.Fatalf("a is %d, want 103: 2 increments before and during UpdateSlot, +100, then this one", n)
+	}
+	if n, _ := incr(t, other, "b", 0); n != 102 {
+		t.Fatalf("b is %d, want 102", n)
+	}
+}

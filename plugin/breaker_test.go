@@ -1,0 +1,110 @@
+package plugin
+
+import (
+	"testing"
+
+	"github.com/floodgate-proxy/floodgate/config"
+	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/proxytest"
+)
+
+func newTestBreaker(t *testing.T, failures uint32, cooldownMs int64) *breaker {
+	t.Helper()
+	_, reset := proxytest.NewHostEmulator(proxytest.NewEmulatorOption())
+	t.Cleanup(reset)
+	cfg := &config.Config{SharedData: config.SharedData{Prefix: "floodgate"},
+		Redis: &config.Redis{Cluster: "c", TimeoutMs: 50, SyncTimeoutMs: 50, BreakerFailures: failures, BreakerCooldownMs: cooldownMs}}
+	b, err := newBreaker(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func openedCount(t *testing.T, b *breaker) uint64 {
+	t.Helper()
+	v, err := b.opened.Value()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// The breaker opens at exactly its threshold of consecutive failures; a success in between
+// starts the count again.
+func TestBreakerOpensAtItsThreshold(t *testing.T) {
+	b := newTestBreaker(t, 3, 1000)
+	const now = 10_000
+	for i := 0; i < 2; i++ {
+		b.record(false, now)
+	}
+	b.record(true, now)
+	for i := 0; i < 2; i++ {
+		b.record(false, now)
+		if b.open(now) {
+			t.Fatalf("open after %d consecutive failures (a success came before), threshold 3", i+1)
+		}
+	}
+	b.record(false, now)
+	if !b.open(now) || !b.open(now+999) {
+		t.Fatal("not open for its cool-down after 3 consecutive failures")
+	}
+	if n := openedCount(t, b); n != 1 {
+		t.Fatalf("breaker_opened %d, want 1", n)
+	}
+	b.record(false, now+10) // failures while open change nothing
+	if n := openedCount(t, b); n != 1 {
+		t.Fatalf("breaker_opened %d after a failure while open, want 1", n)
+	}
+}
+
+// After the cool-down exactly one call goes through (the probe); its outcome closes the breaker
+// or opens it for another cool-down.
+func TestBreakerHalfOpenSendsOneProbe(t *testing.T) {
+	b := newTestBreaker(t, 1, 1000)
+	const now = 10_000
+	b.record(false, now)
+	if !b.open(now + 999) {
+		t.Fatal("closed during the cool-down")
+	}
+	probes := 0
+	for i := 0; i < 10; i++ {
+		if !b.open(now + 1000) {
+			probes++
+		}
+	}
+	if probes != 1 {
+		t.Fatalf("%d calls let through after the cool-down, want exactly one probe", probes)
+	}
+	b.record(false, now+1010) // the probe failed
+	if !b.open(now+1500) || b.open(now+2010) != false {
+		t.Fatal("a failed probe must open the breaker for one more cool-down, then probe again")
+	}
+	if !b.open(now + 2010) {
+		t.Fatal("a second probe was let through while the first is in flight")
+	}
+	b.record(true, now+2020) // the probe succeeded
+	for i := 0; i < 3; i++ {
+		if b.open(now + 2020) {
+			t.Fatal("still open after a probe succeeded")
+		}
+	}
+	if n := openedCount(t, b); n != 1 {
+		t.Fatalf("breaker_opened %d, want 1 (a failed probe re-opens, it does not count again)", n)
+	}
+}
+
+// A probe whose answer never comes (its VM was replaced) does not keep the breaker open for ever.
+func TestBreakerLostProbeIsReplaced(t *testing.T) {
+	b := newTestBreaker(t, 1, 1000)
+	const now = 10_000
+	b.record(false, now)
+	if b.open(now + 1000) {
+		t.Fatal("no probe after the cool-down")
+	}
+	if !b.open(now + 1000 + b.probeTimeoutMs - 1) {
+		t.Fatal("a second probe while the first may still answer")
+	}
+	if b.open(now + 1000 + b.probeTimeoutMs) {
+		t.Fatal("the lost probe was never replaced")
+	}
+}

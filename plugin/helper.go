@@ -1,0 +1,106 @@
+package plugin
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/floodgate-proxy/floodgate/config"
+	"github.com/floodgate-proxy/floodgate/internal/host"
+	"github.com/tidwall/gjson"
+)
+
+// helper is the plugin's side of the Redis helper cluster: the Upstash-compatible REST protocol
+// over proxy_http_call (POST / with one command, POST /pipeline with several), the Redis names of
+// keys, and the breaker every worker of the proxy shares.
+type helper struct {
+	cfg     *config.Redis
+	prefix  string
+	headers [][2]string // of POST /
+	// pipelineHeaders are those of POST /pipeline.
+	pipelineHeaders [][2]string
+	breaker         *breaker
+}
+
+func newHelper(cfg *config.Config) (*helper, error) {
+	r := cfg.Redis
+	headers := func(path string) [][2]string {
+		return [][2]string{{":method", "POST"}, {":path", path}, {":authority", r.Authority},
+			{"authorization", "Bearer " + r.Token}, {"content-type", "application/json"}}
+	}
+	b, err := newBreaker(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &helper{cfg: r, prefix: cfg.SharedData.Prefix, headers: headers("/"), pipelineHeaders: headers("/pipeline"),
+		breaker: b}, nil
+}
+
+// redisKey is the Redis key of a limiter key known by its hashes (keyHashes): a fixed-size name
+// under one hash tag, so that Redis Cluster keeps the key on one node and hostile keys cannot
+// make Redis keys of any size.
+func (h *helper) redisKey(policy string, h1, h2 uint64) string {
+	return "{" + h.prefix + ":" + policy + ":" + strconv.FormatUint(h1, 16) + strconv.FormatUint(h2, 16) + "}"
+}
+
+// command renders one script call as the REST protocol's JSON array.
+func command(verb, script, key string, args []string) []byte {
+	var b strings.Builder
+	b.WriteString(`["` + verb + `",`)
+	b.WriteString(strconv.Quote(script))
+	b.WriteString(`,"1",`)
+	b.WriteString(strconv.Quote(key))
+	for _, a := range args {
+		b.WriteByte(',')
+		b.WriteString(strconv.Quote(a))
+	}
+	b.WriteByte(']')
+	return []byte(b.String())
+}
+
+// post sends body to the helper (POST /pipeline when pipeline is set, else POST /); answer runs
+// in the callout's callback. An error means no call was made.
+func (h *helper) post(pipeline bool, body []byte, timeoutMs uint32, answer func(numHeaders, bodySize int)) error {
+	headers := h.headers
+	if pipeline {
+		headers = h.pipelineHeaders
+	}
+	if _, err := host.HTTPCall(h.cfg.Cluster, headers, body, timeoutMs, func(numHeaders, bodySize, _ int) {
+		answer(numHeaders, bodySize)
+	}); err != nil {
+		return fmt.Errorf("call %s: %w", h.cfg.Cluster, err)
+	}
+	return nil
+}
+
+// helperAnswer reads the status and the body of the helper's answer in the running callback.
+func helperAnswer(numHeaders, bodySize int) (status string, body []byte, err error) {
+	if numHeaders == 0 {
+		return "", nil, errors.New("the call was reset")
+	}
+	headers, err := host.HTTPCallResponseHeaders()
+	if err != nil {
+		return "", nil, fmt.Errorf("reading the answer: %w", err)
+	}
+	for _, kv := range headers {
+		if kv[0] == ":status" {
+			status = kv[1]
+		}
+	}
+	body, _ = host.HTTPCallResponseBody(bodySize)
+	return status, body, nil
+}
+
+// resultInts reads an answer's "result", an array of integers, into dst; ok is false when it
+// is not an array.
+func resultInts(answer gjson.Result, dst []int64) (ints []int64, ok bool) {
+	values := answer.Get("result")
+	if !values.IsArray() {
+		return dst, false
+	}
+	for _, v := range values.Array() {
+		dst = append(dst, v.Int())
+	}
+	return dst, true
+}
