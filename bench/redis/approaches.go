@@ -42,10 +42,13 @@ const limitPerWindow = 100
 // floodgateApproach decides with floodgate's script through its public API: the policy as
 // config.Parse compiles it from a plugin configuration (strategy and limits as JSON), the script
 // and its arguments from redislimit, the Redis key names exactly as the plugin makes them
-// (captured from the plugin itself). The clock is pinned in ARGV to spread a client's attempts
-// evenly over its window, as traffic spreads, instead of the burst a benchmark loop makes (in
-// production the script reads Redis TIME: one redis.call more).
-func floodgateApproach(name, strategy string, limits func(w window) string) approach {
+// (captured from the plugin itself).
+//
+// With spread, the clock is pinned in ARGV to spread a client's attempts evenly over its window,
+// as traffic spreads, instead of the burst a benchmark loop makes: a sliding window keeps a
+// record per live bucket, so its cost follows the spread (in production the script reads Redis
+// TIME: one redis.call more). Without, the script reads Redis TIME as in production.
+func floodgateApproach(name, strategy string, limits func(w window) string, spread bool) approach {
 	return approach{name: name, prepare: func(ctx context.Context, rdb *redis.Client, w window, ips []string) (*cell, error) {
 		cfg := pluginConfig("per-ip", strategy, limits(w), "bench")
 		pol, err := compile(cfg)
@@ -72,7 +75,10 @@ func floodgateApproach(name, strategy string, limits func(w window) string) appr
 		return &cell{
 			key: func(k int) string { return keys[k] },
 			decide: func(ctx context.Context, k, j, perWindow int) (bool, error) {
-				now := start + int64(j)*windowMs/int64(perWindow)
+				now := int64(-1)
+				if spread {
+					now = start + int64(j)*windowMs/int64(perWindow)
+				}
 				args := redislimit.Args(pol.Compiled, 1, rand.Float64(), now)
 				argv := make([]any, len(args))
 				for i, a := range args {
@@ -91,8 +97,8 @@ func floodgateApproach(name, strategy string, limits func(w window) string) appr
 
 // floodgateApproaches are floodgate's strategies, one row each.
 var floodgateApproaches = []approach{
-	floodgateApproach("floodgate absolute", "absolute", requestsPer),
-	floodgateApproach("floodgate suppressed", "suppressed", requestsPer),
+	floodgateApproach("floodgate absolute", "absolute", requestsPer, true),
+	floodgateApproach("floodgate suppressed", "suppressed", requestsPer, true),
 }
 
 // requestsPer is the limit of 100 per window in floodgate's syntax.

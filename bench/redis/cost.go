@@ -26,6 +26,7 @@ type costSample struct {
 	bytes     float64 // MEMORY USAGE per key (median of the sampled keys)
 	admitted  float64 // share of the decisions admitted
 	decisions float64 // decisions made
+	keyLen    float64 // length of the sampled key names
 }
 
 // costKey names a cell of the cost tables.
@@ -135,13 +136,14 @@ func runCell(ctx context.Context, rdb *redis.Client, a approach, w window, l loa
 		return costSample{}, err
 	}
 	n := float64(decisions.Load())
-	var measured []float64
-	for _, b := range sizes {
+	var measured, keyLens []float64
+	for k, b := range sizes {
 		if b > 0 {
 			measured = append(measured, b)
+			keyLens = append(keyLens, float64(len(c.key(k))))
 		}
 	}
-	return costSample{cpuUs: (after - before) * 1e6 / n, bytes: median(measured), admitted: float64(admitted.Load()) / n, decisions: n}, nil
+	return costSample{cpuUs: (after - before) * 1e6 / n, bytes: median(measured), keyLen: median(keyLens), admitted: float64(admitted.Load()) / n, decisions: n}, nil
 }
 
 // redisCPU returns used_cpu_user + used_cpu_sys of INFO cpu, in seconds: the CPU time of the

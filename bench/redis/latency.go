@@ -113,8 +113,8 @@ func helperDecider(client *http.Client, addr string, calls []helperCall) decider
 // helper's hop adds to.
 func directDecider(rdb *redis.Client, calls []helperCall) (decider, error) {
 	type call struct {
-		key  string
-		argv []any
+		sha, key string
+		argv     []any
 	}
 	parsed := make([]call, len(calls))
 	for i, c := range calls {
@@ -126,11 +126,11 @@ func directDecider(rdb *redis.Client, calls []helperCall) (decider, error) {
 		for j, a := range cmd[4:] {
 			argv[j] = a
 		}
-		parsed[i] = call{cmd[3], argv}
+		parsed[i] = call{cmd[1], cmd[3], argv}
 	}
 	return func(ctx context.Context, k int) error {
 		c := parsed[k%len(parsed)]
-		v, err := rdb.EvalSha(ctx, redislimit.ScriptSHA, []string{c.key}, c.argv...).Int64Slice()
+		v, err := rdb.EvalSha(ctx, c.sha, []string{c.key}, c.argv...).Int64Slice()
 		if err != nil {
 			return err
 		}

@@ -146,8 +146,10 @@ func run(ctx context.Context, o options, progress func(string)) (string, error) 
 			pathDirect:    {decide: direct},
 		}
 	}
-	if err := rdb.ScriptLoad(ctx, redislimit.Script).Err(); err != nil { // the plugin's EVAL on NOSCRIPT, done once
-		return "", err
+	for _, s := range redislimit.Scripts() { // the plugin's EVAL on NOSCRIPT, done once
+		if err := rdb.ScriptLoad(ctx, s.Source).Err(); err != nil {
+			return "", err
+		}
 	}
 	progress("measuring latency")
 	lat, err := runLatency(ctx, rdb, targets, o.latency, progress)

@@ -89,6 +89,7 @@ func cpuOf(s costSample) float64           { return s.cpuUs }
 func bytesOf(s costSample) float64         { return s.bytes }
 func admittedOf(s costSample) float64      { return s.admitted }
 func decisionsOf(s costSample) float64     { return s.decisions }
+func keyLenOf(s costSample) float64        { return s.keyLen }
 func serviceCPUOf(s latencySample) float64 { return s.serviceCPU }
 func redisCPUOf(s latencySample) float64   { return s.redisCPU }
 func p50Of(s latencySample) float64        { return float64(s.p50) }
@@ -119,6 +120,14 @@ func writeReport(w io.Writer, o options, m machine, cost map[costKey][]costSampl
 		"`domain_key_value_windowstart`), median over keys and rounds, and the ratio to redis_rate. "+
 		"In the all-admitted runs a floodgate key holds 100 requests spread over its window.\n\n", o.cost.sampled)
 	costTable(w, approaches, cost, base, bytesOf, "%.0f")
+	p("\nKey names: ")
+	for i, a := range approaches {
+		if i > 0 {
+			p(", ")
+		}
+		p("%s %.0f bytes", a.name, medianOf(cost[costKey{a.name, windows[0].name, loads[0].name}], keyLenOf))
+	}
+	p(" (part of every figure above).\n")
 	p("\n### Admitted share and decisions per run (medians)\n\n")
 	p("| approach |")
 	for _, l := range loads {
