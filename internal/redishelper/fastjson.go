@@ -11,8 +11,13 @@ import (
 // through encoding/json as before: they never decide what a body means, only how quickly.
 
 // decodeCommand reads a JSON array of strings without escapes, such as
-// ["EVALSHA","79cd…","1","{fg:p:1a2b}","1","0.5",""], into args.
-func decodeCommand(body []byte) (args []any, ok bool) {
+// ["EVALSHA","79cd…","1","{fg:p:1a2b}","1","0.5",""], into args (substrings of one copy of
+// body).
+func decodeCommand(b []byte) (args []any, ok bool) {
+	if !utf8.Valid(b) {
+		return nil, false
+	}
+	body := string(b)
 	i := skipSpace(body, 0)
 	if i == len(body) || body[i] != '[' {
 		return nil, false
@@ -34,10 +39,10 @@ func decodeCommand(body []byte) (args []any, ok bool) {
 			}
 			i++
 		}
-		if i == len(body) || !utf8.Valid(body[start:i]) {
+		if i == len(body) {
 			return nil, false
 		}
-		args = append(args, string(body[start:i]))
+		args = append(args, body[start:i])
 		i = skipSpace(body, i+1)
 		if i == len(body) {
 			return nil, false
@@ -53,7 +58,7 @@ func decodeCommand(body []byte) (args []any, ok bool) {
 	}
 }
 
-func skipSpace(b []byte, i int) int {
+func skipSpace(b string, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
 		i++
 	}
