@@ -110,8 +110,10 @@ func writeReport(w io.Writer, o options, m machine, cost map[costKey][]costSampl
 	p("µs of `used_cpu_user + used_cpu_sys` (INFO cpu) per decision, median of %d interleaved rounds, "+
 		"and the ratio to redis_rate. Limit 100 per window; each run starts on a flushed Redis, takes up to "+
 		"%d clients (one key each) %d at a time for %s, and each client makes its attempts in a row: 100 "+
-		"(all admitted) or 200 (half rejected). floodgate's clock is pinned in the script's arguments so "+
-		"that a client's attempts spread evenly over its window.\n\n",
+		"(all admitted) or 200 (half rejected). floodgate's sliding windows (absolute, suppressed) get "+
+		"a clock pinned in the script's arguments that spreads a client's attempts evenly over its window, "+
+		"as traffic spreads (a sliding window keeps a record per live bucket); its other strategies read "+
+		"Redis TIME as in production, as redis_rate's script does.\n\n",
 		o.cost.rounds, o.cost.clients, o.cost.workers, o.cost.cellTime)
 	costTable(w, approaches, cost, base, cpuOf, "%.1f")
 	p("\n### Bytes per key\n\n")
