@@ -39,20 +39,25 @@ type Result struct {
 	// Allowed tells whether the request is admitted (and counted in every limit).
 	Allowed bool
 	// Limit is Q of the tightest limit: the one with the least remaining after the decision.
+	// For a meter (GCRA, TokenBucket) it is the burst.
 	Limit int64
-	// WindowMs is the window of the tightest limit.
+	// WindowMs is the window of the tightest limit. For a meter it is the limit's window: the
+	// period of "N per period" or the window of rate and window (GCRA), or the time an empty
+	// bucket takes to refill, rounded up to whole seconds (TokenBucket).
 	WindowMs int64
 	// Remaining is what is left of the tightest limit's quota after the decision (>= 0); for
-	// the suppressed strategy, what is left below the soft quota.
+	// the suppressed strategy, what is left below the soft quota; for a meter, the whole tokens
+	// left: floor((burst × T - (TAT - now)) / T).
 	Remaining int64
 	// RetryAfterMs is, for a rejection, the time until the request would fit if nothing else
 	// arrived (the largest over the limits that rejected): under the quota (absolute) or under
 	// the hard quota (suppressed). For a request shed by the draw, which may pass at any moment,
-	// it is the time until the first accepted unit leaves the window. 0 when allowed, and 0 when
-	// the cost can never fit (ReasonCostExceedsQuota).
+	// it is the time until the first accepted unit leaves the window. For a meter, the time until
+	// the cost's tokens are back. 0 when allowed, and 0 when the cost can never fit
+	// (ReasonCostExceedsQuota).
 	RetryAfterMs int64
 	// ResetAfterMs is the time until the oldest counted bucket of the tightest limit leaves its
-	// window (0 when nothing is counted).
+	// window (0 when nothing is counted); for a meter, the time until it is full again.
 	ResetAfterMs int64
 	// SuppressionFactor is the share of attempts the suppressed strategy sheds now (0..1):
 	// max(0, 1 - rate/perceived rate), 1 above the hard quota, 0 below the soft quota.
@@ -79,19 +84,10 @@ func (p *Policy) Decide(dst, old []byte, nowMs, cost int64, draw float64) ([]byt
 	if cost < 1 {
 		cost = 1
 	}
-	st, reset := p.load(dst, old, nowMs)
-	now := max(nowMs, st.last()) // a clock going backwards is treated as no time passing
-	st.setLast(now)
-	base := st.base()
-	for i := range p.limits {
-		expire(st.ring(i), base, now)
+	if p.strategy.Meter() {
+		return p.decideMeter(dst, old, nowMs, cost)
 	}
-	if now-base > rebaseAfterMs {
-		// Before anything is added: a bucket offset must fit in 32 bits however long the key
-		// was idle.
-		p.rebase(st, now)
-		base = st.base()
-	}
+	st, base, now, reset := p.prepare(dst, old, nowMs)
 	var res Result
 	if p.strategy == Absolute {
 		res = p.decideAbsolute(st, base, now, cost)
@@ -101,6 +97,25 @@ func (p *Policy) Decide(dst, old []byte, nowMs, cost int64, draw float64) ([]byt
 	res.Reset = reset
 	p.report(st, base, now, &res)
 	return st.b, res
+}
+
+// prepare loads a sliding-window state and brings it to now: the clock never goes back, buckets
+// that left their window are dropped, and base moves up when it must.
+func (p *Policy) prepare(dst, old []byte, nowMs int64) (st state, base, now int64, reset bool) {
+	st, reset = p.load(dst, old, nowMs)
+	now = max(nowMs, st.last()) // a clock going backwards is treated as no time passing
+	st.setLast(now)
+	base = st.base()
+	for i := range p.limits {
+		expire(st.ring(i), base, now)
+	}
+	if now-base > rebaseAfterMs {
+		// Before anything is added: a bucket offset must fit in 32 bits however long the key
+		// was idle.
+		p.rebase(st, now)
+		base = st.base()
+	}
+	return st, base, now, reset
 }
 
 // expire drops the buckets whose latest request is a whole window or more before now. Counting a

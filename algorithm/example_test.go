@@ -26,3 +26,37 @@ func ExamplePolicy_Decide() {
 	// t=20ms allowed=false remaining=0 retry_after=990ms
 	// t=1010ms allowed=true remaining=1 retry_after=0ms
 }
+
+// A token bucket of 3 tokens refilled at one every 2 s: a burst of 3, then one every 2 s.
+func ExampleNewTokenBucket() {
+	limit, _ := algorithm.NewTokenBucket(0.5, 3)
+	policy, _ := algorithm.NewPolicy(algorithm.TokenBucket, 1, limit)
+	var state []byte
+	for _, now := range []int64{0, 0, 0, 0, 2000} {
+		next, res := policy.Decide(nil, state, now, 1, 0)
+		if res.Changed {
+			state = next
+		}
+		fmt.Printf("t=%dms allowed=%v remaining=%d retry_after=%dms reset_after=%dms\n", now, res.Allowed, res.Remaining, res.RetryAfterMs, res.ResetAfterMs)
+	}
+	// Output:
+	// t=0ms allowed=true remaining=2 retry_after=0ms reset_after=2000ms
+	// t=0ms allowed=true remaining=1 retry_after=0ms reset_after=4000ms
+	// t=0ms allowed=true remaining=0 retry_after=0ms reset_after=6000ms
+	// t=0ms allowed=false remaining=0 retry_after=2000ms reset_after=6000ms
+	// t=2000ms allowed=true remaining=0 retry_after=0ms reset_after=6000ms
+}
+
+// GCRA takes the limits of the sliding windows: 100 a minute is one every 600 ms, in bursts of
+// up to 100.
+func ExampleGCRA() {
+	limit, _ := algorithm.PerPeriod(100, 60, 0)
+	policy, _ := algorithm.NewPolicy(algorithm.GCRA, 1, limit)
+	state, res := policy.Decide(nil, nil, 0, 100, 0)
+	fmt.Println(res.Allowed, res.Remaining, policy.IntervalUs(0))
+	_, res = policy.Decide(nil, state, 300, 1, 0)
+	fmt.Println(res.Allowed, res.RetryAfterMs)
+	// Output:
+	// true 0 600000
+	// false 300
+}

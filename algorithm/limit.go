@@ -1,6 +1,7 @@
 // Package algorithm decides whether a request is within its limits. It is the single source of
-// truth for the decision contract (../shared/LIMITING_SPEC.md): the plugin's local store, the
-// Redis Lua scripts and the hybrid mode all mirror it.
+// truth for the decision contract (SPEC.md): the plugin's local store, the Redis Lua scripts and
+// the hybrid mode all mirror it. Strategies: sliding windows (Absolute, Suppressed) and meters
+// (GCRA, TokenBucket).
 //
 // It has no host or I/O dependency. A Policy (one strategy, one or more limits) is compiled once
 // from the configuration; each decision is a pure function of the previous state bytes, the time
@@ -91,6 +92,55 @@ func newLimit(q, windowS, groupMs int64, rate float64) (Limit, error) {
 		return Limit{}, err
 	}
 	return l, nil
+}
+
+// MaxRefillMs bounds the time a meter (GCRA, TokenBucket) takes to refill completely: 31 days,
+// the longest window. It keeps every time a meter computes, in microseconds, below 2^53, so that
+// Redis's Lua (whose numbers are doubles) computes exactly what Go does.
+const MaxRefillMs = 31 * 86400 * 1000
+
+// NewTokenBucket returns the limit of a bucket of burst tokens refilled at rate tokens per second
+// (fractional rates allowed), for the TokenBucket strategy. Its Quota is the burst and its
+// WindowMs the time an empty bucket takes to refill, rounded up to whole seconds.
+func NewTokenBucket(rate float64, burst int64) (Limit, error) {
+	if math.IsNaN(rate) || math.IsInf(rate, 0) || rate <= 0 {
+		return Limit{}, fmt.Errorf("rate %v: must be a finite number > 0", rate)
+	}
+	if burst < 1 || burst > MaxQuota {
+		return Limit{}, fmt.Errorf("burst %d: must be between 1 and %d", burst, MaxQuota)
+	}
+	refillS := math.Ceil(float64(burst)/rate - quotaEpsilon)
+	if refillS*1000 > MaxRefillMs {
+		return Limit{}, fmt.Errorf("burst %d at rate %v per second takes %.0f s to refill, more than %d s", burst, rate, refillS, MaxRefillMs/1000)
+	}
+	l := Limit{Quota: burst, WindowMs: max(int64(refillS), 1) * 1000, Rate: rate}
+	if err := l.validateMeter(); err != nil {
+		return Limit{}, err
+	}
+	return l, nil
+}
+
+// IntervalUs is the limit's emission interval for a meter: 1/Rate seconds, rounded up to the
+// microsecond (so that a meter never admits faster than Rate), at least 1 µs.
+func (l Limit) IntervalUs() int64 {
+	x := 1e6 / l.Rate
+	return max(int64(math.Ceil(x-x*1e-12)), 1) // 1e6/(100/60.0) is 600000.0000000001
+}
+
+// validateMeter checks a limit of a meter: a burst (Quota), a rate, a whole-second window, and
+// a refill time (burst × interval) within MaxRefillMs. GroupMs does not apply.
+func (l Limit) validateMeter() error {
+	switch {
+	case l.Quota < 1 || l.Quota > MaxQuota:
+		return fmt.Errorf("%w: burst %d must be between 1 and %d", errLimit, l.Quota, MaxQuota)
+	case math.IsNaN(l.Rate) || math.IsInf(l.Rate, 0) || l.Rate <= 0:
+		return fmt.Errorf("%w: rate %v must be a finite number > 0", errLimit, l.Rate)
+	case l.WindowMs < 1000 || l.WindowMs%1000 != 0 || l.WindowMs > MaxRefillMs:
+		return fmt.Errorf("%w: window %d ms must be a whole number of seconds between 1 and %d", errLimit, l.WindowMs, MaxRefillMs/1000)
+	case l.IntervalUs() > MaxRefillMs*1000/l.Quota:
+		return fmt.Errorf("%w: a burst of %d at %v per second takes more than %d s to refill", errLimit, l.Quota, l.Rate, MaxRefillMs/1000)
+	}
+	return nil
 }
 
 // Buckets is the number of buckets the limit needs: ceil(window / group).

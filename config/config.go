@@ -46,8 +46,13 @@ type Redis struct {
 	Cluster string
 	// Authority is the :authority of the calls (default: the cluster name).
 	Authority string
-	// Token is the bearer token of the helper.
+	// Token is the bearer token of the helper, written in the configuration (redis.token): whoever
+	// reads the configuration (Istio: the WasmPlugin; Envoy: its config dump) reads the token.
 	Token string
+	// TokenEnv (redis.token_env) names the variable of the VM's environment that holds the token
+	// instead (Envoy: vm_config.environment_variables; Istio: WasmPlugin vmConfig.env). Exactly
+	// one of Token and TokenEnv is set; the plugin reads the variable when it loads.
+	TokenEnv string
 	// TimeoutMs bounds one call; a request waits at most that long for its decision.
 	TimeoutMs uint32
 	// BreakerFailures consecutive failures open the breaker for BreakerCooldownMs, during which
@@ -101,9 +106,14 @@ type SharedData struct {
 
 // Strategy names.
 const (
-	StrategyAbsolute   = "absolute"
-	StrategySuppressed = "suppressed"
+	StrategyAbsolute    = "absolute"
+	StrategySuppressed  = "suppressed"
+	StrategyGCRA        = "gcra"
+	StrategyTokenBucket = "token_bucket"
 )
+
+var strategies = map[string]algorithm.Strategy{StrategyAbsolute: algorithm.Absolute, StrategySuppressed: algorithm.Suppressed,
+	StrategyGCRA: algorithm.GCRA, StrategyTokenBucket: algorithm.TokenBucket}
 
 // Policy is one named rate-limiting rule.
 type Policy struct {
@@ -140,42 +150,6 @@ type Match struct {
 type HeaderMatch struct {
 	Name    string
 	Present bool
-}
-
-// KeyType is the source of one part of a key.
-type KeyType string
-
-// Key sources.
-const (
-	KeyHeader   KeyType = "header"
-	KeyClientIP KeyType = "client_ip"
-	KeyPath     KeyType = "path"
-	KeyMethod   KeyType = "method"
-	KeyQuery    KeyType = "query"
-	KeyJWTClaim KeyType = "jwt_claim"
-	KeyConstant KeyType = "constant"
-)
-
-// KeyPart is one source of a policy's key.
-type KeyPart struct {
-	Type KeyType
-	// Name is the header (header) or query parameter (query).
-	Name string
-	// TrustedHops (client_ip): 0 takes the peer address; N > 0 the N-th address from the right
-	// of X-Forwarded-For, as appended by N trusted proxies in front.
-	TrustedHops int
-	// Claim (jwt_claim) is a dotted path into the token's payload; Header carries the bearer
-	// token (default authorization).
-	Claim, Header string
-	// Value is the constant.
-	Value string
-}
-
-// MissingKey says what to do when a key part is missing from the request.
-type MissingKey struct {
-	// Skip leaves the request unlimited by this policy; otherwise Fallback is the key.
-	Skip     bool
-	Fallback string
 }
 
 // Cost is how many units a request counts for.
@@ -470,15 +444,11 @@ func (p *parser) policy(v gjson.Result, path string) *Policy {
 	if m := v.Get("match"); m.Exists() {
 		p.match(m, join(path, "match"), &pol.Match)
 	}
-	p.key(v.Get("key"), join(path, "key"), pol)
-	if m := v.Get("missing_key"); m.Exists() {
-		p.missingKey(m, join(path, "missing_key"), &pol.MissingKey)
-	} else {
-		pol.MissingKey.Skip = true
-	}
+	pol.Key = p.keyParts(v.Get("key"), join(path, "key"))
+	pol.MissingKey = p.missingKey(v.Get("missing_key"), join(path, "missing_key"))
 	if s := v.Get("strategy"); s.Exists() {
-		if name, ok := p.oneOf(s, join(path, "strategy"), StrategyAbsolute, StrategySuppressed); ok && name == StrategySuppressed {
-			pol.Strategy = algorithm.Suppressed
+		if name, ok := p.oneOf(s, join(path, "strategy"), StrategyAbsolute, StrategySuppressed, StrategyGCRA, StrategyTokenBucket); ok {
+			pol.Strategy = strategies[name]
 		}
 	}
 	if h := v.Get("hard_limit_factor"); h.Exists() {
@@ -524,8 +494,11 @@ func (p *parser) policy(v gjson.Result, path string) *Policy {
 	return pol
 }
 
+// envName is the form of redis.token_env.
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+
 func (p *parser) redis(v gjson.Result, path string) *Redis {
-	if !p.object(v, path, "cluster", "authority", "token", "timeout_ms", "breaker", "sync_interval_ms", "sync_timeout_ms") {
+	if !p.object(v, path, "cluster", "authority", "token", "token_env", "timeout_ms", "breaker", "sync_interval_ms", "sync_timeout_ms") {
 		return nil
 	}
 	r := &Redis{TimeoutMs: 50, BreakerFailures: 5, BreakerCooldownMs: 5000, SyncIntervalMs: 100}
@@ -539,10 +512,24 @@ func (p *parser) redis(v gjson.Result, path string) *Redis {
 			r.Authority = s
 		}
 	}
-	if s, ok := p.str(v.Get("token"), join(path, "token")); ok && s != "" {
-		r.Token = s
-	} else if ok {
-		p.errf(join(path, "token"), "must not be empty")
+	token, env := v.Get("token"), v.Get("token_env")
+	switch {
+	case token.Exists() && env.Exists():
+		p.errf(join(path, "token_env"), "give token or token_env, not both")
+	case env.Exists():
+		if s, ok := p.str(env, join(path, "token_env")); ok && envName.MatchString(s) {
+			r.TokenEnv = s
+		} else if ok {
+			p.errf(join(path, "token_env"), "must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*, at most 128)")
+		}
+	case token.Exists():
+		if s, ok := p.str(token, join(path, "token")); ok && s != "" {
+			r.Token = s
+		} else if ok {
+			p.errf(join(path, "token"), "must not be empty")
+		}
+	default:
+		p.errf(join(path, "token_env"), "required (or token): the helper's bearer token")
 	}
 	if t := v.Get("timeout_ms"); t.Exists() {
 		if n, ok := p.integer(t, join(path, "timeout_ms"), 1, 10000); ok {
@@ -647,89 +634,6 @@ func (p *parser) strings(v gjson.Result, path string, norm func(string) string) 
 	return out
 }
 
-func (p *parser) key(v gjson.Result, path string, pol *Policy) {
-	if !v.Exists() {
-		p.errf(path, "is required")
-		return
-	}
-	if n := boundedLen(v, MaxKeyParts); !v.IsArray() || n == 0 || n > MaxKeyParts {
-		p.errf(path, "must be an array of 1 to %d key sources", MaxKeyParts)
-		return
-	}
-	for i, kv := range v.Array() {
-		kp := index(path, i)
-		if !kv.IsObject() {
-			p.errf(kp, "must be an object")
-			continue
-		}
-		typ, ok := p.oneOf(kv.Get("type"), join(kp, "type"), "header", "client_ip", "path", "method", "query", "jwt_claim", "constant")
-		if !ok {
-			continue
-		}
-		part := KeyPart{Type: KeyType(typ)}
-		switch part.Type {
-		case KeyHeader:
-			p.object(kv, kp, "type", "name")
-			part.Name, _ = p.headerName(kv.Get("name"), join(kp, "name"))
-		case KeyQuery:
-			p.object(kv, kp, "type", "name")
-			if name, ok := p.str(kv.Get("name"), join(kp, "name")); ok && name != "" {
-				part.Name = name
-			} else if ok {
-				p.errf(join(kp, "name"), "must not be empty")
-			}
-		case KeyClientIP:
-			p.object(kv, kp, "type", "trusted_hops")
-			if h := kv.Get("trusted_hops"); h.Exists() {
-				if n, ok := p.integer(h, join(kp, "trusted_hops"), 0, 16); ok {
-					part.TrustedHops = int(n)
-				}
-			}
-		case KeyPath, KeyMethod:
-			p.object(kv, kp, "type")
-		case KeyJWTClaim:
-			p.object(kv, kp, "type", "claim", "header")
-			if c, ok := p.str(kv.Get("claim"), join(kp, "claim")); ok && c != "" {
-				part.Claim = c
-			} else if ok {
-				p.errf(join(kp, "claim"), "must not be empty")
-			}
-			part.Header = "authorization"
-			if h := kv.Get("header"); h.Exists() {
-				if name, ok := p.headerName(h, join(kp, "header")); ok {
-					part.Header = name
-				}
-			}
-		case KeyConstant:
-			p.object(kv, kp, "type", "value")
-			if s, ok := p.str(kv.Get("value"), join(kp, "value")); ok {
-				part.Value = s
-			}
-		}
-		pol.Key = append(pol.Key, part)
-	}
-}
-
-func (p *parser) missingKey(v gjson.Result, path string, mk *MissingKey) {
-	if !p.object(v, path, "action", "value") {
-		return
-	}
-	action, ok := p.oneOf(v.Get("action"), join(path, "action"), "skip", "fallback")
-	if !ok {
-		return
-	}
-	mk.Skip = action == "skip"
-	val := v.Get("value")
-	switch {
-	case mk.Skip && val.Exists():
-		p.errf(join(path, "value"), "applies to the fallback action only")
-	case !mk.Skip:
-		if s, ok := p.str(val, join(path, "value")); ok {
-			mk.Fallback = s
-		}
-	}
-}
-
 var requestsForm = regexp.MustCompile(`^([0-9]+)/([0-9]*)(s|m|h|d)$`)
 
 var unitSeconds = map[string]int64{"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -746,7 +650,7 @@ func (p *parser) limits(v gjson.Result, path string, pol *Policy) {
 	ok := true
 	for i, lv := range v.Array() {
 		lp := index(path, i)
-		l, good := p.limit(lv, lp)
+		l, good := p.limit(lv, lp, pol.Strategy)
 		ok = ok && good
 		pol.Limits = append(pol.Limits, l)
 	}
@@ -761,12 +665,22 @@ func (p *parser) limits(v gjson.Result, path string, pol *Policy) {
 	pol.Compiled = compiled
 }
 
-func (p *parser) limit(v gjson.Result, path string) (algorithm.Limit, bool) {
-	if !p.object(v, path, "rate", "window", "requests", "group_ms") {
+func (p *parser) limit(v gjson.Result, path string, strategy algorithm.Strategy) (algorithm.Limit, bool) {
+	if !p.object(v, path, "rate", "window", "requests", "group_ms", "burst") {
+		return algorithm.Limit{}, false
+	}
+	if strategy == algorithm.TokenBucket {
+		return p.bucketLimit(v, path)
+	}
+	if v.Get("burst").Exists() {
+		p.errf(join(path, "burst"), "applies to the token_bucket strategy only")
 		return algorithm.Limit{}, false
 	}
 	var group int64
-	if g := v.Get("group_ms"); g.Exists() {
+	if g := v.Get("group_ms"); g.Exists() && strategy == algorithm.GCRA {
+		p.errf(join(path, "group_ms"), "applies to the absolute and suppressed strategies only: gcra counts no buckets")
+		return algorithm.Limit{}, false
+	} else if g.Exists() {
 		n, ok := p.integer(g, join(path, "group_ms"), 1, 86400000)
 		if !ok {
 			return algorithm.Limit{}, false
@@ -822,6 +736,44 @@ func (p *parser) limit(v gjson.Result, path string) (algorithm.Limit, bool) {
 		}
 		l, err = algorithm.NewLimit(rate.Num, window, group)
 	}
+	if err != nil {
+		p.errf(path, "%v", err)
+		return l, false
+	}
+	return l, true
+}
+
+// bucketLimit reads a token_bucket limit: {"rate": tokens per second, "burst": tokens}.
+func (p *parser) bucketLimit(v gjson.Result, path string) (algorithm.Limit, bool) {
+	ok := true
+	for _, f := range []string{"window", "requests", "group_ms"} {
+		if v.Get(f).Exists() {
+			p.errf(join(path, f), "does not apply to token_bucket: its limits are {\"rate\": tokens per second, \"burst\": tokens}")
+			ok = false
+		}
+	}
+	rate, burst := v.Get("rate"), v.Get("burst")
+	switch {
+	case !rate.Exists():
+		p.errf(join(path, "rate"), "is required (tokens per second)")
+		ok = false
+	case rate.Type != gjson.Number || rate.Num <= 0:
+		p.errf(join(path, "rate"), "must be > 0")
+		ok = false
+	}
+	var b int64
+	if !burst.Exists() {
+		p.errf(join(path, "burst"), "is required (the bucket's size in tokens)")
+		ok = false
+	} else if n, good := p.integer(burst, join(path, "burst"), 1, algorithm.MaxQuota); good {
+		b = n
+	} else {
+		ok = false
+	}
+	if !ok {
+		return algorithm.Limit{}, false
+	}
+	l, err := algorithm.NewTokenBucket(rate.Num, b)
 	if err != nil {
 		p.errf(path, "%v", err)
 		return l, false

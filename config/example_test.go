@@ -14,7 +14,7 @@ func ExampleParse() {
 		"limits":[{"rate":10},{"requests":"300/m"}]}]}`))
 	fmt.Println(cfg.Policies[0].Name, cfg.Policies[0].Limits[1].Quota)
 	// Output:
-	// policies[0].strategy: must be one of absolute, suppressed
+	// policies[0].strategy: must be one of absolute, suppressed, gcra, token_bucket
 	// policies[0].limits[0].rate: must be > 0
 	// per-ip 300
 }

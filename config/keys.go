@@ -3,10 +3,12 @@ package config
 import (
 	"encoding/base64"
 	"encoding/binary"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 
+	"github.com/floodgate-proxy/floodgate/internal/metadata"
 	"github.com/tidwall/gjson"
 )
 
@@ -15,8 +17,12 @@ import (
 type Request interface {
 	// Header returns the first value of a lower-case header, pseudo-headers included.
 	Header(name string) (string, bool)
-	// SourceAddress returns the downstream peer address ("ip:port").
+	// SourceAddress returns the property source.address ("ip:port"): the downstream peer, or the
+	// trusted client address Envoy took from X-Forwarded-For (xff_num_trusted_hops).
 	SourceAddress() string
+	// Metadata returns the property metadata: the stream's dynamic metadata, a serialized
+	// envoy.config.core.v3.Metadata (nil when there is none).
+	Metadata() []byte
 }
 
 // MaxKeyBytes bounds a built key: a longer one is replaced by a 128-bit hash of it, so a hostile
@@ -78,25 +84,39 @@ func contains(list []string, s string) bool {
 }
 
 // BuildKey builds the request's key for this policy: the policy name and every part, each
-// length-prefixed so that parts cannot run into each other. ok is false when a part is missing
-// and the policy skips such requests.
-func (p *Policy) BuildKey(r Request, dst []byte) (key []byte, ok bool) {
+// length-prefixed so that parts cannot run into each other. When a part is missing, missing is
+// that part and the key is the fallback key (MissingFallback), or nil: the caller skips or
+// rejects the request (MissingSkip, MissingReject).
+func (p *Policy) BuildKey(r Request, dst []byte) (key []byte, missing *KeyPart) {
 	key = appendPart(dst[:0], p.Name)
-	for _, part := range p.Key {
-		v, found := part.value(r)
+	for i := range p.Key {
+		v, found := p.Key[i].value(r)
 		if !found {
-			if p.MissingKey.Skip {
-				return nil, false
-			}
-			return appendPart(appendPart(dst[:0], p.Name), "\x00fallback:"+p.MissingKey.Fallback), true
+			missing = &p.Key[i]
+			break
 		}
 		key = appendPart(key, v)
+	}
+	if missing != nil {
+		if p.MissingKey.Action != MissingFallback {
+			return nil, missing
+		}
+		// A policy name has no NUL: whatever a client sends, no ordinary key starts like these.
+		key = appendPart(dst[:0], p.Name+"\x00fallback")
+		for i := range p.MissingKey.Fallback {
+			v, found := p.MissingKey.Fallback[i].value(r)
+			if !found {
+				key = appendPart(dst[:0], p.Name+"\x00missing")
+				break
+			}
+			key = appendPart(key, v)
+		}
 	}
 	if len(key) > MaxKeyBytes {
 		h1, h2 := fnv64(key, 14695981039346656037), fnv64(key, 0x9ae16a3b2f90404f)
 		key = binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(appendPart(dst[:0], p.Name), h1), h2)
 	}
-	return key, true
+	return key, missing
 }
 
 func appendPart(b []byte, s string) []byte {
@@ -109,7 +129,10 @@ func (k *KeyPart) value(r Request) (string, bool) {
 	case KeyHeader:
 		return r.Header(k.Name)
 	case KeyClientIP:
-		return clientIP(r, k.TrustedHops)
+		if k.TrustedHops > 0 {
+			return xffClientIP(r, k)
+		}
+		return peerIP(r)
 	case KeyPath:
 		pth, _, _ := strings.Cut(path(r), "?")
 		return pth, pth != ""
@@ -123,6 +146,9 @@ func (k *KeyPart) value(r Request) (string, bool) {
 		}
 		return values.Get(k.Name), true
 	case KeyJWTClaim:
+		if k.Metadata != "" {
+			return verifiedClaim(r, k.metadataPath)
+		}
 		return jwtClaim(r, k.Header, k.Claim)
 	case KeyConstant:
 		return k.Value, true
@@ -130,27 +156,88 @@ func (k *KeyPart) value(r Request) (string, bool) {
 	return "", false
 }
 
-// clientIP returns the peer's IP (hops 0) or the hops-th address from the right of
-// X-Forwarded-For.
-func clientIP(r Request, hops int) (string, bool) {
-	if hops == 0 {
-		addr := stripPort(r.SourceAddress())
-		return addr, addr != ""
+// peerIP returns the IP of source.address: the peer, or the trusted client address Envoy
+// computed from X-Forwarded-For with its xff_num_trusted_hops.
+func peerIP(r Request) (string, bool) {
+	addr := stripPort(r.SourceAddress())
+	return addr, addr != ""
+}
+
+// xffClientIP returns the client address the way Envoy computes its trusted client address
+// with xff_num_trusted_hops set to k.TrustedHops (source/common/http/conn_manager_utility.cc,
+// mutateRequestHeaders; source/extensions/http/original_ip_detection/xff/xff.cc): with
+// use_remote_address, the N-th address from the right of X-Forwarded-For as it arrived, that is
+// before Envoy appended the peer (unless skip_xff_append); without, the (N+1)-th from the right.
+// Like Envoy, it falls back to the peer when X-Forwarded-For is too short or that entry is not an
+// IP address.
+func xffClientIP(r Request, k *KeyPart) (string, bool) {
+	skip := k.TrustedHops
+	if k.UseRemoteAddress {
+		skip = k.TrustedHops - 1
+		if !k.SkipXffAppend {
+			skip++ // the address Envoy appended before any filter ran
+		}
 	}
-	xff, ok := r.Header("x-forwarded-for")
+	if xff, ok := r.Header("x-forwarded-for"); ok {
+		if ip, ok := lastAddressFromXFF(xff, skip); ok {
+			return ip, true
+		}
+	}
+	return peerIP(r)
+}
+
+// lastAddressFromXFF returns the address that remains last in an X-Forwarded-For value once the
+// last skip addresses are ignored, in canonical form, as Envoy's getLastAddressFromXFF does
+// (source/common/http/utility.cc): entries are split on ",", blanks around the address are
+// ignored, and the entry must be an IPv4 or IPv6 address without a port or zone.
+func lastAddressFromXFF(xff string, skip int) (string, bool) {
+	for ; skip > 0; skip-- {
+		i := strings.LastIndexByte(xff, ',')
+		if i < 0 {
+			return "", false
+		}
+		xff = xff[:i]
+	}
+	if i := strings.LastIndexByte(xff, ','); i >= 0 {
+		xff = xff[i+1:]
+	}
+	ip := strings.Trim(xff, " \t\f\v\n\r")
+	if strings.IndexByte(ip, '%') >= 0 {
+		return "", false // inet_pton knows no zones
+	}
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return "", false
+	}
+	return a.String(), true
+}
+
+// verifiedClaim reads a claim of the payload Envoy's jwt_authn verified, from the stream's dynamic
+// metadata (path: the payload_in_metadata name, then the claim's segments). Strings, numbers and
+// booleans make key parts; an object, a list or null is a missing part.
+func verifiedClaim(r Request, path []string) (string, bool) {
+	s, ok := metadata.FilterMetadata(r.Metadata(), JWTAuthnFilter)
 	if !ok {
 		return "", false
 	}
-	parts := strings.Split(xff, ",")
-	if len(parts) < hops {
+	v, ok := s.Lookup(path...)
+	if !ok {
 		return "", false
 	}
-	ip := strings.TrimSpace(parts[len(parts)-hops])
-	return ip, ip != ""
+	switch v.Kind {
+	case metadata.KindString:
+		return v.String(), true
+	case metadata.KindNumber:
+		return strconv.FormatFloat(v.Number, 'f', -1, 64), true
+	case metadata.KindBool:
+		return strconv.FormatBool(v.Bool), true
+	}
+	return "", false
 }
 
-// jwtClaim reads a claim of the bearer token in header, WITHOUT verifying the token: run Envoy's
-// jwt_authn filter before this plugin when the claim must be trusted.
+// jwtClaim reads a claim of the bearer token in header, WITHOUT verifying the token (see
+// verifiedClaim for the payload jwt_authn verified). A token that does not decode is a missing
+// part.
 func jwtClaim(r Request, header, claim string) (string, bool) {
 	v, ok := r.Header(header)
 	if !ok || len(v) > maxTokenBytes {

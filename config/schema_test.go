@@ -32,12 +32,13 @@ func TestSchemaMatchesParser(t *testing.T) {
 	}
 	tests := []struct{ path, want string }{
 		{"properties", sorted("shared_data", "redis", "policies")},
-		{"properties.redis.properties", sorted("cluster", "authority", "token", "timeout_ms", "breaker", "sync_interval_ms", "sync_timeout_ms")},
+		{"properties.redis.properties", sorted("cluster", "authority", "token", "token_env", "timeout_ms", "breaker", "sync_interval_ms", "sync_timeout_ms")},
 		{"properties.shared_data.properties", sorted("prefix", "slots")},
 		{"$defs.policy.properties", sorted(policyFields...)},
 		{"$defs.policy.properties.match.properties", sorted("path", "methods", "hosts", "headers")},
 		{"$defs.policy.properties.response.properties", sorted("status", "body", "problem_json", "headers")},
-		{"$defs.limit.properties", sorted("rate", "window", "requests", "group_ms")},
+		{"$defs.limit.properties", sorted("rate", "window", "requests", "group_ms", "burst")},
+		{"$defs.policy.properties.missing_key.properties", sorted("action", "key", "value", "status")},
 	}
 	for _, tc := range tests {
 		if got := keys(tc.path); got != tc.want {

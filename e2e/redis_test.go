@@ -18,6 +18,9 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// helperToken is the bearer token of the tests' helper (the plugin configurations carry it).
+const helperToken = "7c1f9e3a5b0d2846e8a4c6f0b3d5e7a9"
+
 // helperFor starts a redis-server and the helper in front of it; it returns the helper's address.
 func helperFor(t testing.TB) (helperAddr string, stopRedis func()) {
 	t.Helper()
@@ -28,20 +31,45 @@ func helperFor(t testing.TB) (helperAddr string, stopRedis func()) {
 	var once sync.Once
 	stop := func() { once.Do(srv.Stop) }
 	t.Cleanup(stop)
-	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{srv.Addr}, Protocol: 2,
-		DialTimeout: 100 * time.Millisecond, ReadTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	return serveHelper(t, srv), stop
+}
+
+// serveHelper serves the helper in front of srv, connected as the floodgate ACL user README
+// gives, and returns its address.
+func serveHelper(t testing.TB, srv *redistest.Server) string {
+	t.Helper()
+	const password = "5d7f9b1c3e0a2468ace13579bdf02468"
+	if err := srv.SetUser("floodgate", redishelper.ACLRules(password, "floodgate")...); err != nil {
+		t.Fatal(err)
+	}
+	// A down Redis refuses connections at once; the budgets only bound a slow answer, which a
+	// busy test machine gives (a batch of 100 000 state records takes 100 ms unloaded).
+	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{srv.Addr}, Username: "floodgate", Password: password,
+		Protocol: 2, DialTimeout: 100 * time.Millisecond, ReadTimeout: 2 * time.Second, MaxRetries: -1})
 	t.Cleanup(func() { client.Close() })
-	h, err := redishelper.New(client, redishelper.Options{Token: "t0ken", Timeout: 300 * time.Millisecond})
+	h, err := redishelper.New(client, redishelper.Options{Token: helperToken, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(h)
 	t.Cleanup(hs.Close)
-	return strings.TrimPrefix(hs.URL, "http://"), stop
+	return strings.TrimPrefix(hs.URL, "http://")
+}
+
+// decisionCalls are the calls h made to the helper, without the PINGs of the check at load
+// (plugin/probe.go).
+func decisionCalls(h *envoyhost.Host) []envoyhost.HTTPCallRecord {
+	var out []envoyhost.HTTPCallRecord
+	for _, c := range h.HTTPCalls() {
+		if string(c.Body) != `["PING"]` {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func redisConfig(fields string) string {
-	return `{"redis":{"cluster":"floodgate-redis-helper","token":"t0ken","timeout_ms":500,"breaker":{"failures":3,"cooldown_ms":60000}},
+	return `{"redis":{"cluster":"floodgate-redis-helper","token":"7c1f9e3a5b0d2846e8a4c6f0b3d5e7a9","timeout_ms":500,"breaker":{"failures":3,"cooldown_ms":60000}},
 		"policies":[{"name":"p","key":[{"type":"client_ip"}],"limits":[{"requests":"50/m"}],"backend":"redis"` + fields + `}]}`
 }
 
@@ -69,7 +97,7 @@ func TestRedisExactAcrossGateways(t *testing.T) {
 		t.Fatalf("gateways admitted %d + %d of 300, want exactly 50", got[0], got[1])
 	}
 	// The first call of each worker falls back from EVALSHA to EVAL once (NOSCRIPT), then EVALSHA.
-	calls := append(a.HTTPCalls(), b.HTTPCalls()...)
+	calls := append(decisionCalls(a), decisionCalls(b)...)
 	if len(calls) < 300 || calls[0].Cluster != "floodgate-redis-helper" || calls[0].TimeoutMs != 500 {
 		t.Fatalf("%d calls, first %+v", len(calls), calls[0])
 	}
@@ -112,7 +140,7 @@ func TestRedisFailureModes(t *testing.T) {
 			if n := metric(t, h, "floodgate.redis.breaker_opened"); n != 1 {
 				t.Fatalf("breaker opened %d times, want 1", n)
 			}
-			if calls := len(h.HTTPCalls()); calls > 1+3+1 {
+			if calls := len(decisionCalls(h)); calls > 1+3+1 {
 				t.Fatalf("%d calls: the open breaker must stop them", calls)
 			}
 			if tc.mode == "local" && metric(t, h, "floodgate.p.fallbacks") == 0 {
@@ -174,7 +202,7 @@ func TestRedisBreakerCloses(t *testing.T) {
 		proxy.ServeHTTP(w, r)
 	}))
 	defer flaky.Close()
-	cfg := `{"redis":{"cluster":"floodgate-redis-helper","token":"t0ken","timeout_ms":500,"breaker":{"failures":2,"cooldown_ms":300}},
+	cfg := `{"redis":{"cluster":"floodgate-redis-helper","token":"7c1f9e3a5b0d2846e8a4c6f0b3d5e7a9","timeout_ms":500,"breaker":{"failures":2,"cooldown_ms":300}},
 		"policies":[{"name":"p","key":[{"type":"client_ip"}],"limits":[{"requests":"3/m"}],"backend":"redis","failure_mode":"open"}]}`
 	h := startHost(t, cfg, 1, withCluster(strings.TrimPrefix(flaky.URL, "http://")))
 	broken.Store(true)
@@ -184,7 +212,7 @@ func TestRedisBreakerCloses(t *testing.T) {
 	if n := metric(t, h, "floodgate.redis.breaker_opened"); n != 1 {
 		t.Fatalf("breaker opened %d times", n)
 	}
-	callsWhileOpen := len(h.HTTPCalls())
+	callsWhileOpen := len(decisionCalls(h))
 	broken.Store(false)
 	time.Sleep(400 * time.Millisecond) // past the cool-down
 	for i, want := range []int{200, 200, 200, 429} {
@@ -192,7 +220,7 @@ func TestRedisBreakerCloses(t *testing.T) {
 			t.Fatalf("after recovery, request %d: %d, want %d (Redis decides again)", i, a.status, want)
 		}
 	}
-	if len(h.HTTPCalls()) <= callsWhileOpen {
+	if len(decisionCalls(h)) <= callsWhileOpen {
 		t.Fatal("no call after the cool-down: the breaker did not close")
 	}
 }
@@ -205,7 +233,7 @@ func TestRedisPausedRequestsKeepTheirKeys(t *testing.T) {
 		http.Error(w, "down", http.StatusServiceUnavailable)
 	}))
 	defer slow.Close()
-	cfg := `{"redis":{"cluster":"floodgate-redis-helper","token":"t0ken","timeout_ms":1000,"breaker":{"failures":100}},
+	cfg := `{"redis":{"cluster":"floodgate-redis-helper","token":"7c1f9e3a5b0d2846e8a4c6f0b3d5e7a9","timeout_ms":1000,"breaker":{"failures":100}},
 		"policies":[{"name":"p","key":[{"type":"client_ip"}],"limits":[{"requests":"1/m"}],"backend":"redis","failure_mode":"local"}]}`
 	h := startHost(t, cfg, 1, withCluster(strings.TrimPrefix(slow.URL, "http://")))
 	var wg sync.WaitGroup

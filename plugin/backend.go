@@ -40,6 +40,10 @@ type outcome struct {
 	res algorithm.Result
 	// err says the state could not be read or written: the policy's failure mode applies.
 	err error
+	// counted says the request was counted on the policy's local store before the backend failed
+	// (redisBackend), with the result local; the failure mode decides what becomes of it.
+	counted bool
+	local   algorithm.Result
 }
 
 // newBackend builds the backend of policy p.
@@ -48,7 +52,7 @@ func newBackend(l *limiter, cfg *config.Config, ps *policyState) (backend, error
 	case config.BackendLocal:
 		return ps.local, nil
 	case config.BackendRedis:
-		return &redisBackend{helper: l.helper, policy: ps.cfg, now: l.opts.NowMs}, nil
+		return &redisBackend{helper: l.helper, policy: ps.cfg, local: ps.local, now: l.opts.NowMs}, nil
 	case config.BackendHybrid:
 		if l.sync == nil {
 			var err error
@@ -56,7 +60,7 @@ func newBackend(l *limiter, cfg *config.Config, ps *policyState) (backend, error
 				return nil, err
 			}
 		}
-		return newHybridBackend(cfg, ps, l.sync, &redisBackend{helper: l.helper, policy: ps.cfg, now: l.opts.NowMs})
+		return newHybridBackend(cfg, ps, l.sync, &redisBackend{helper: l.helper, policy: ps.cfg, local: ps.local, now: l.opts.NowMs})
 	}
 	return nil, fmt.Errorf("unknown backend %q", ps.cfg.Backend)
 }

@@ -66,3 +66,13 @@ func (b *localBackend) decideNow(key []byte, now, cost int64, draw float64) (alg
 	}
 	return res, err
 }
+
+// refund gives back cost units counted for key at atMs (see algorithm.Policy.Refund).
+func (b *localBackend) refund(key []byte, now, atMs, cost int64) {
+	_, _ = b.store.Update(key, now, b.ttlMs, func(cur []byte) ([]byte, bool) {
+		if cur == nil {
+			return nil, false
+		}
+		return b.policy.Refund(cur, cur, now, atMs, cost)
+	})
+}

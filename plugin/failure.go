@@ -6,23 +6,31 @@ import "github.com/floodgate-proxy/floodgate/config"
 var unavailable = &localAnswer{Status: 503, Headers: [][2]string{{"content-type", "text/plain"}},
 	Body: []byte("rate limit state unavailable\n")}
 
-// failed applies the policy's failure mode to a decision of c that failed with err. It returns
+// failed applies the policy's failure mode to a decision of c that failed (out.err). It returns
 // the outcome to apply instead (still failed, for failure mode open: the request goes on as if
-// the policy did not apply), or answered for failure mode closed.
-func (ps *policyState) failed(c *call, err error) (out outcome, answered bool) {
+// the policy did not apply), or answered for failure mode closed. A request the backend already
+// counted on the local store (out.counted) keeps that count under failure modes local and open,
+// and is given it back under closed.
+func (ps *policyState) failed(c *call, out outcome) (outcome, bool) {
 	_ = ps.m.errors.Add(1)
-	ps.logf(c.now, "floodgate: policy %s: %v", ps.cfg.Name, err)
+	ps.logf(c.now, "floodgate: policy %s: %v", ps.cfg.Name, out.err)
 	switch ps.cfg.FailureMode {
 	case config.FailLocal:
-		res, lerr := ps.local.decideNow(c.key, c.now, c.cost, c.draw)
-		if lerr == nil {
+		res, err := out.local, error(nil)
+		if !out.counted {
+			res, err = ps.local.decideNow(c.key, c.now, c.cost, c.draw)
+		}
+		if err == nil {
 			_ = ps.m.fallbacks.Add(1)
 		}
-		return outcome{res: res, err: lerr}, false
+		return outcome{res: res, err: err}, false
 	case config.FailClosed:
+		if out.counted {
+			ps.local.refund(c.key, c.ev.l.opts.NowMs(), c.now, c.cost)
+		}
 		_ = ps.m.failedClosed.Add(1)
-		return outcome{err: err}, true
+		return outcome{err: out.err}, true
 	}
 	_ = ps.m.failedOpen.Add(1)
-	return outcome{err: err}, false
+	return outcome{err: out.err}, false
 }

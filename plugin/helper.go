@@ -25,9 +25,13 @@ type helper struct {
 
 func newHelper(cfg *config.Config) (*helper, error) {
 	r := cfg.Redis
+	token, err := helperToken(r)
+	if err != nil {
+		return nil, err
+	}
 	headers := func(path string) [][2]string {
 		return [][2]string{{":method", "POST"}, {":path", path}, {":authority", r.Authority},
-			{"authorization", "Bearer " + r.Token}, {"content-type", "application/json"}}
+			{"authorization", "Bearer " + token}, {"content-type", "application/json"}}
 	}
 	b, err := newBreaker(cfg)
 	if err != nil {

@@ -32,12 +32,13 @@ type policyState struct {
 	// Error logs are rate-limited to one a second per policy.
 	lastLogMs int64
 	quiet     int
+	missing   missingLog // requests lacking a key part (missingkey.go)
 }
 
 // policyMetrics are a policy's counters, named floodgate.<policy>.<what> (Envoy shows them as
 // wasmcustom.floodgate.<policy>.<what>).
 type policyMetrics struct {
-	allowed, rejected, suppressed, shadowRejected, errors, evictions host.Metric
+	allowed, rejected, suppressed, shadowRejected, errors, evictions, missingKey host.Metric
 	// Decisions taken without the policy's backend, by failure mode.
 	fallbacks, failedOpen, failedClosed host.Metric
 }
@@ -53,6 +54,7 @@ func newLimiter(cfg *config.Config, opts Options) (*limiter, error) {
 			{&ps.m.allowed, "allowed"}, {&ps.m.rejected, "rejected"}, {&ps.m.suppressed, "suppressed"},
 			{&ps.m.shadowRejected, "shadow_rejected"}, {&ps.m.errors, "errors"}, {&ps.m.evictions, "evictions"},
 			{&ps.m.fallbacks, "fallbacks"}, {&ps.m.failedOpen, "failed_open"}, {&ps.m.failedClosed, "failed_closed"},
+			{&ps.m.missingKey, "missing_key"},
 		} {
 			var err error
 			if *m.dst, err = host.DefineMetric(host.Counter, "floodgate."+p.Name+"."+m.name); err != nil {
@@ -145,9 +147,14 @@ func (l *limiter) run(ev *evaluation) (verdict, bool) {
 		if !ps.cfg.Matches(ev.req) {
 			continue
 		}
-		key, ok := ps.cfg.BuildKey(ev.req, l.keyBuf)
-		if !ok {
-			continue
+		key, missing := ps.cfg.BuildKey(ev.req, l.keyBuf)
+		if missing != nil {
+			if v, stop := ps.missingKey(ev.now, missing); stop {
+				return v, false
+			}
+			if key == nil {
+				continue
+			}
 		}
 		l.keyBuf = key[:0]
 		ev.call = call{ev: ev, ps: ps, key: key, now: ev.now, cost: ps.cfg.CostOf(ev.req), draw: l.opts.Rand()}
@@ -187,7 +194,7 @@ func (l *limiter) apply(ev *evaluation, out outcome) (verdict, bool) {
 	ps := c.ps
 	if out.err != nil {
 		var answered bool
-		if out, answered = ps.failed(c, out.err); answered {
+		if out, answered = ps.failed(c, out); answered {
 			return verdict{reject: unavailable}, true
 		}
 		if out.err != nil {

@@ -56,6 +56,7 @@ type pluginContext struct {
 	id      uint32
 	opts    Options
 	limiter *limiter
+	probe   *probe // the Redis helper's check at load (probe.go)
 }
 
 // OnPluginStart reads and validates the configuration. A bad configuration is logged at
@@ -74,6 +75,9 @@ func (p *pluginContext) OnPluginStart(int) types.OnPluginStartStatus {
 	if err == nil && p.limiter.sync != nil {
 		p.limiter.sync.rootID = p.id
 	}
+	if err == nil {
+		p.probe, err = newProbe(p.limiter.helper, p.limiter.sync == nil)
+	}
 	if err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
 			host.Log(host.LevelCritical, "floodgate: invalid configuration: "+line)
@@ -81,13 +85,19 @@ func (p *pluginContext) OnPluginStart(int) types.OnPluginStartStatus {
 		return types.OnPluginStartStatusFailed
 	}
 	host.Log(host.LevelInfo, "floodgate: configuration loaded: "+p.limiter.summary())
+	if p.probe != nil {
+		p.probe.tick(p.opts.NowMs())
+	}
 	return types.OnPluginStartStatusOK
 }
 
-// OnTick runs the hybrid backend's syncs.
+// OnTick runs the hybrid backend's syncs and the helper's check.
 func (p *pluginContext) OnTick() {
 	if p.limiter != nil {
 		p.limiter.tick()
+	}
+	if p.probe != nil {
+		p.probe.tick(p.opts.NowMs())
 	}
 }
 

@@ -1,6 +1,10 @@
 package plugin
 
-import "github.com/floodgate-proxy/floodgate/internal/host"
+import (
+	"bytes"
+
+	"github.com/floodgate-proxy/floodgate/internal/host"
+)
 
 // request reads the attributes of the current request from the host, each at most once: a
 // request matched against several policies asks the host for every header it needs only once.
@@ -11,6 +15,9 @@ type request struct {
 	n      int
 	more   []header
 	source cached
+	// metadata is the stream's dynamic metadata, read once when a key source needs it.
+	metadata     []byte
+	metadataRead bool
 }
 
 type header struct {
@@ -55,4 +62,17 @@ func (r *request) SourceAddress() string {
 		r.source = cached{value: string(v), found: err == nil, read: true}
 	}
 	return r.source.value
+}
+
+// Metadata returns the stream's dynamic metadata (the property "metadata", a serialized
+// envoy.config.core.v3.Metadata), or nil where the host has none.
+func (r *request) Metadata() []byte {
+	if !r.metadataRead {
+		v, err := host.Property("metadata")
+		if err == nil {
+			r.metadata = bytes.Clone(v) // the host's buffer is reused by the next host call
+		}
+		r.metadataRead = true
+	}
+	return r.metadata
 }

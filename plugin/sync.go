@@ -38,8 +38,9 @@ type sentLease struct {
 	lease  redislimit.Lease
 }
 
-// A /pipeline call carries at most maxBatch leases and maxBatchBytes of body: the helper takes
-// up to 1000 commands and 64 KiB by default (about 250 EVALSHA leases, or 7 EVAL ones).
+// A /pipeline call carries at most maxBatch leases, maxBatchBytes of body and
+// redislimit.MaxPipelineRecords state records: the helper takes up to 500 commands, 64 KiB and
+// that many records by default (about 250 EVALSHA leases, or 7 EVAL ones).
 const (
 	maxBatch      = 500
 	maxBatchBytes = 60 << 10
@@ -220,18 +221,21 @@ func (s *syncer) collect(b *hybridBackend, now int64) {
 // NOSCRIPT for (a node that does not know the script yet) are sent once more with EVAL; the others
 // are applied. A call that cannot be made ends its leases (lost).
 func (s *syncer) send(leases []sentLease, retried bool) {
-	verb, script := "EVALSHA", redislimit.ScriptSHA
-	if retried {
-		verb, script = "EVAL", redislimit.Script
-	}
 	body := []byte{'['}
-	start := 0
+	start, records := 0, 0
 	for i, sl := range leases {
-		cmd := command(verb, script, s.h.redisKey(sl.b.ps.cfg.Name, sl.h1, sl.h2), redislimit.LeaseArgs(sl.b.policy, sl.lease, -1))
-		if i > start && (i-start == maxBatch || len(body)+len(cmd)+2 > maxBatchBytes) {
-			s.call(leases[start:i], append(body, ']'), retried)
-			body, start = body[:1], i
+		script := redislimit.ScriptFor(sl.b.policy)
+		verb, name := "EVALSHA", script.SHA
+		if retried {
+			verb, name = "EVAL", script.Source
 		}
+		cmd := command(verb, name, s.h.redisKey(sl.b.ps.cfg.Name, sl.h1, sl.h2), redislimit.LeaseArgs(sl.b.policy, sl.lease, redislimit.Call{NowMs: -1}))
+		r := redislimit.Records(sl.b.policy)
+		if i > start && (i-start == maxBatch || len(body)+len(cmd)+2 > maxBatchBytes || records+r > redislimit.MaxPipelineRecords) {
+			s.call(leases[start:i], append(body, ']'), retried)
+			body, start, records = body[:1], i, 0
+		}
+		records += r
 		if i > start {
 			body = append(body, ',')
 		}

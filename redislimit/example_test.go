@@ -7,18 +7,33 @@ import (
 	"github.com/floodgate-proxy/floodgate/redislimit"
 )
 
-// A decision is one EVALSHA of the script on the key's state: ARGV as Args builds them, the
-// answer read by Result.
+// A decision is one EVALSHA of the policy's script on the key's state: ARGV as Args builds them,
+// the answer read by Result, whatever the strategy.
 func ExampleArgs() {
 	limit, _ := algorithm.PerPeriod(100, 60, 0) // 100 a minute
 	p, _ := algorithm.NewPolicy(algorithm.Absolute, 1, limit)
-	args := redislimit.Args(p, 1, 0.5, -1) // cost, draw, "" for Redis's clock, strategy, fingerprint, limits, then each limit
-	fmt.Printf("cost %s draw %s strategy %s limits %s quota %s window %s\n", args[0], args[1], args[3], args[5], args[6], args[7])
+	script := redislimit.ScriptFor(p)
+	args := redislimit.Args(p, redislimit.Call{Cost: 1, Draw: 0.5, NowMs: -1}) // NowMs -1: Redis's clock
+	fmt.Printf("%s: cost %s draw %s strategy %s limits %s quota %s window %s\n", script.Name, args[0], args[1], args[4], args[6], args[7], args[8])
 	res, _ := redislimit.Result([]int64{1, 100, 60000, 99, 0, 60000, 0, 0, -1, 0, 0})
 	fmt.Println(res.Allowed, res.Remaining)
 	// Output:
-	// cost 1 draw 0.5 strategy 1 limits 1 quota 100 window 60000
+	// decide: cost 1 draw 0.5 strategy 1 limits 1 quota 100 window 60000
 	// true 99
+}
+
+// A meter (gcra, token_bucket) has a script of its own, with the emission interval and the burst
+// of each limit; a call that reaches Redis after its deadline counts nothing.
+func ExampleScriptFor() {
+	limit, _ := algorithm.NewTokenBucket(0.5, 3) // 3 tokens, one back every 2 s
+	p, _ := algorithm.NewPolicy(algorithm.TokenBucket, 1, limit)
+	args := redislimit.Args(p, redislimit.Call{Cost: 1, NowMs: -1, DeadlineMs: 1_700_000_000_050})
+	fmt.Println(redislimit.ScriptFor(p).Name, args[2], args[6:])
+	_, err := redislimit.Result([]int64{-1})
+	fmt.Println(err == redislimit.ErrDeadlinePassed)
+	// Output:
+	// meter 1700000000050 [2000000 3 6000]
+	// true
 }
 
 // The hybrid backend syncs a key with one lease: give back a reservation, report what was
@@ -26,7 +41,7 @@ func ExampleArgs() {
 func ExampleLeaseArgs() {
 	limit, _ := algorithm.NewLimit(100, 1, 0) // 100 a second
 	p, _ := algorithm.NewPolicy(algorithm.Absolute, 1, limit)
-	args := redislimit.LeaseArgs(p, redislimit.Lease{Release: 20, ReleaseAtMs: 1_700_000_000_000, Used: 12, Want: 24}, -1)
+	args := redislimit.LeaseArgs(p, redislimit.Lease{Release: 20, ReleaseAtMs: 1_700_000_000_000, Used: 12, Want: 24}, redislimit.Call{NowMs: -1})
 	fmt.Println(args[len(args)-7:])
 	g, _ := redislimit.GrantOf([]int64{24, 1_700_000_000_100, 100, 1000, 64, 900, 0, 0})
 	fmt.Println(g.Units, g.Remaining)

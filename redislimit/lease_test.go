@@ -12,7 +12,7 @@ import (
 
 func leaseLua(t *testing.T, key string, p *algorithm.Policy, now int64, l Lease) Grant {
 	t.Helper()
-	g, err := GrantOf(runScript(t, key, LeaseArgs(p, l, now)))
+	g, err := GrantOf(runScript(t, key, p, LeaseArgs(p, l, Call{NowMs: now})))
 	if err != nil {
 		t.Fatal(err)
 	}

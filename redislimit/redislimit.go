@@ -1,104 +1,171 @@
-// Package redislimit is the Redis side of a decision: a Lua script (decide.lua) that mirrors
-// algorithm.Policy.Decide on the same state format, and the helpers that build its arguments
-// and read its answer. It has no Redis client dependency, so the wasm plugin can use it to speak
-// the REST protocol through an HTTP callout.
+// Package redislimit is the Redis side of a decision: Lua scripts that mirror
+// algorithm.Policy.Decide and Policy.Lease (decide.lua for the sliding windows, meter.lua for
+// gcra and token_bucket), and the helpers that build their arguments and read their answers,
+// whatever the strategy: the caller never branches on it. It has no Redis client dependency, so
+// the wasm plugin can use it to speak the REST protocol through an HTTP callout.
 package redislimit
 
 import (
 	_ "embed"
+	"errors"
 	"fmt"
 	"strconv"
 
 	"github.com/floodgate-proxy/floodgate/algorithm"
 )
 
-// Script is the Lua source of one decision.
-//
-//go:embed decide.lua
-var Script string
-
-// ScriptSHA is the SHA-1 of Script, the name EVALSHA takes (a test keeps it current; the plugin
-// avoids linking crypto, which pulls WASI functions Envoy lacks).
-const ScriptSHA = "79cdfa9592ab19a903486ef70737ce36d56396b3"
-
-// LuaScript is one of floodgate's Redis scripts: its source and the SHA-1 EVALSHA names it by.
+// LuaScript is one of floodgate's Redis scripts: its source and the SHA-1 EVALSHA names it by
+// (a test keeps the SHAs current; the plugin avoids linking crypto, which pulls WASI functions
+// Envoy lacks).
 type LuaScript struct {
 	Name, Source, SHA string
 }
 
+var (
+	//go:embed decide.lua
+	decideSource string
+	//go:embed meter.lua
+	meterSource string
+
+	decideScript = LuaScript{Name: "decide", Source: decideSource, SHA: "451c9ec22bf1e2de418214779bee1521f38c3634"}
+	meterScript  = LuaScript{Name: "meter", Source: meterSource, SHA: "15c4e7d5ac510c44c05ce8a43882242a804d8f14"}
+)
+
 // Scripts lists every script floodgate runs in Redis. The helper runs these and nothing else, so
 // a script added here is one the helper accepts.
 func Scripts() []LuaScript {
-	return []LuaScript{{Name: "decide", Source: Script, SHA: ScriptSHA}}
+	return []LuaScript{decideScript, meterScript}
 }
 
-// Args returns the script's ARGV for a decision of cost units with draw; nowMs < 0 lets the
-// script use Redis TIME (production), a value pins the clock (tests).
-func Args(p *algorithm.Policy, cost int64, draw float64, nowMs int64) []string {
-	now := ""
-	if nowMs >= 0 {
-		now = strconv.FormatInt(nowMs, 10)
+// ScriptFor returns the script that decides p's keys.
+func ScriptFor(p *algorithm.Policy) LuaScript {
+	if p.Strategy().Meter() {
+		return meterScript
 	}
+	return decideScript
+}
+
+// Call is one run of a policy's script.
+type Call struct {
+	// Cost is the request's cost (decisions; < 1 counts as 1).
+	Cost int64
+	// Draw is the caller's random draw in [0, 1) (suppressed strategy).
+	Draw float64
+	// NowMs pins the script's clock (tests); < 0 lets it use Redis TIME (production).
+	NowMs int64
+	// DeadlineMs is a time on Redis's clock: a call that reaches Redis after it changes nothing,
+	// and its answer reads as ErrDeadlinePassed. 0 means none.
+	DeadlineMs int64
+}
+
+// ErrDeadlinePassed is the answer of a call that reached Redis after its deadline: the script
+// changed nothing.
+var ErrDeadlinePassed = errors.New("redislimit: the call reached Redis after its deadline: nothing was counted")
+
+// Positions in a decision's answer, and its length.
+const (
+	ansAllowed = iota
+	ansLimit
+	ansWindowMs
+	ansRemaining
+	ansRetryAfterMs
+	ansResetAfterMs
+	ansSuppressionFactor // × 1e6
+	ansSuppressed
+	ansDecider
+	ansReason
+	ansReset
+	answerLen
+)
+
+// Positions in a lease's answer, and its length.
+const (
+	grantUnits = iota
+	grantAtMs
+	grantLimit
+	grantWindowMs
+	grantRemaining
+	grantResetAfterMs
+	grantRetryAfterMs
+	grantSuppressionFactor // × 1e6
+	grantLen
+)
+
+// deadlinePassed is the whole answer of a call that came too late.
+const deadlinePassed = -1
+
+// Args returns the ARGV of a decision of p's script (see the script's header).
+func Args(p *algorithm.Policy, c Call) []string {
 	limits := p.Limits()
-	out := make([]string, 0, 6+6*len(limits))
-	out = append(out, strconv.FormatInt(cost, 10), strconv.FormatFloat(draw, 'g', -1, 64), now,
+	meter := p.Strategy().Meter()
+	out := make([]string, 0, 7+5*len(limits)+7)
+	out = append(out, strconv.FormatInt(c.Cost, 10))
+	if !meter {
+		out = append(out, strconv.FormatFloat(c.Draw, 'g', -1, 64))
+	}
+	out = append(out, optional(c.NowMs >= 0, c.NowMs), optional(c.DeadlineMs > 0, c.DeadlineMs),
 		strconv.Itoa(int(p.Strategy())), strconv.FormatUint(uint64(p.Fingerprint()), 10), strconv.Itoa(len(limits)))
 	for i, l := range limits {
-		out = append(out, strconv.FormatInt(l.Quota, 10), strconv.FormatInt(l.WindowMs, 10), strconv.FormatInt(l.GroupMs, 10),
-			strconv.FormatFloat(l.Rate, 'g', -1, 64), strconv.FormatInt(p.HardQuota(i), 10), strconv.Itoa(l.Buckets()))
+		if meter {
+			out = append(out, strconv.FormatInt(p.IntervalUs(i), 10), strconv.FormatInt(l.Quota, 10), strconv.FormatInt(l.WindowMs, 10))
+			continue
+		}
+		out = append(out, strconv.FormatInt(l.Quota, 10), strconv.FormatInt(l.WindowMs, 10), strconv.FormatInt(l.GroupMs, 10))
+		if p.Strategy() == algorithm.Suppressed {
+			out = append(out, strconv.FormatFloat(l.Rate, 'g', -1, 64), strconv.FormatInt(p.HardQuota(i), 10))
+		}
 	}
 	return out
 }
 
-// Result reads the script's answer.
+func optional(set bool, v int64) string {
+	if !set {
+		return ""
+	}
+	return strconv.FormatInt(v, 10)
+}
+
+// Result reads a decision's answer.
 func Result(v []int64) (algorithm.Result, error) {
-	if len(v) != 11 {
-		return algorithm.Result{}, fmt.Errorf("redislimit: answer of %d values, want 11", len(v))
+	if len(v) == 1 && v[0] == deadlinePassed {
+		return algorithm.Result{}, ErrDeadlinePassed
+	}
+	if len(v) != answerLen {
+		return algorithm.Result{}, fmt.Errorf("redislimit: answer of %d values, want %d", len(v), answerLen)
 	}
 	return algorithm.Result{
-		Allowed: v[0] == 1, Limit: v[1], WindowMs: v[2], Remaining: v[3], RetryAfterMs: v[4], ResetAfterMs: v[5],
-		SuppressionFactor: float64(v[6]) / 1e6, Suppressed: v[7] == 1, Decider: int(v[8]), Reason: algorithm.Reason(v[9]),
-		Reset: v[10] == 1, // Changed is a local-store notion: the script writes what it must itself
+		Allowed: v[ansAllowed] == 1, Limit: v[ansLimit], WindowMs: v[ansWindowMs], Remaining: v[ansRemaining],
+		RetryAfterMs: v[ansRetryAfterMs], ResetAfterMs: v[ansResetAfterMs],
+		SuppressionFactor: float64(v[ansSuppressionFactor]) / 1e6, Suppressed: v[ansSuppressed] == 1,
+		Decider: int(v[ansDecider]), Reason: algorithm.Reason(v[ansReason]),
+		Reset: v[ansReset] == 1, // Changed is a local-store notion: the script writes what it must itself
 	}, nil
 }
 
-// Lease is what a proxy of the hybrid backend sends for one key at a sync.
-type Lease struct {
-	// Release units were reserved for this proxy at ReleaseAtMs (Redis time); it gives them back.
-	Release, ReleaseAtMs int64
-	// Used and Denied are the units the proxy admitted and denied locally since that reservation.
-	Used, Denied int64
-	// UsedAtMs (Redis time, no earlier than the last admission; 0 for Redis's now) is when Used
-	// are counted: the earlier, the sooner they leave the window.
-	UsedAtMs int64
-	// Want is how many units to reserve for the proxy's next local decisions.
-	Want int64
-}
+// Lease is what a proxy of the hybrid backend sends for one key at a sync. Times are on
+// Redis's clock.
+type Lease = algorithm.Lease
 
-// Grant is Redis's answer to a Lease.
-type Grant struct {
-	// Units are reserved for the proxy (0 to Want), counted as accepted at AtMs (Redis time).
-	Units, AtMs int64
-	// The tightest limit after the reservation, as in algorithm.Result.
-	Limit, WindowMs, Remaining, ResetAfterMs int64
-	// RetryAfterMs is the time until one unit fits, when nothing is left to reserve.
-	RetryAfterMs int64
-	// SuppressionFactor applies to the proxy's local decisions (suppressed strategy).
-	SuppressionFactor float64
-}
+// Grant is Redis's answer to a Lease. AtMs is on Redis's clock.
+type Grant = algorithm.Grant
 
-// LeaseArgs returns the script's ARGV for lease; nowMs as in Args.
-func LeaseArgs(p *algorithm.Policy, l Lease, nowMs int64) []string {
-	args := Args(p, 1, 0, nowMs)
+// LeaseArgs returns the ARGV of a lease of p's script; c gives the clock and the deadline (its
+// Cost and Draw do not apply: the lease carries its units).
+func LeaseArgs(p *algorithm.Policy, l Lease, c Call) []string {
+	args := Args(p, Call{Cost: 1, NowMs: c.NowMs, DeadlineMs: c.DeadlineMs})
 	return append(args, "lease", strconv.FormatInt(l.Release, 10), strconv.FormatInt(l.ReleaseAtMs, 10),
 		strconv.FormatInt(l.Used, 10), strconv.FormatInt(l.Denied, 10), strconv.FormatInt(l.Want, 10), strconv.FormatInt(l.UsedAtMs, 10))
 }
 
-// GrantOf reads the script's answer to a lease.
+// GrantOf reads a lease's answer.
 func GrantOf(v []int64) (Grant, error) {
-	if len(v) != 8 {
-		return Grant{}, fmt.Errorf("redislimit: lease answer of %d values, want 8", len(v))
+	if len(v) == 1 && v[0] == deadlinePassed {
+		return Grant{}, ErrDeadlinePassed
 	}
-	return Grant{Units: v[0], AtMs: v[1], Limit: v[2], WindowMs: v[3], Remaining: v[4], ResetAfterMs: v[5],
-		RetryAfterMs: v[6], SuppressionFactor: float64(v[7]) / 1e6}, nil
+	if len(v) != grantLen {
+		return Grant{}, fmt.Errorf("redislimit: lease answer of %d values, want %d", len(v), grantLen)
+	}
+	return Grant{Units: v[grantUnits], AtMs: v[grantAtMs], Limit: v[grantLimit], WindowMs: v[grantWindowMs],
+		Remaining: v[grantRemaining], ResetAfterMs: v[grantResetAfterMs], RetryAfterMs: v[grantRetryAfterMs],
+		SuppressionFactor: float64(v[grantSuppressionFactor]) / 1e6}, nil
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/floodgate-proxy/floodgate/algorithm"
@@ -45,21 +47,21 @@ func TestScriptSHA(t *testing.T) {
 
 func evalLua(t *testing.T, key string, p *algorithm.Policy, now, cost int64, draw float64) algorithm.Result {
 	t.Helper()
-	res, err := Result(runScript(t, key, Args(p, cost, draw, now)))
+	res, err := Result(runScript(t, key, p, Args(p, Call{Cost: cost, Draw: draw, NowMs: now})))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return res
 }
 
-// runScript runs the script on key with args (EVAL: the script may not be loaded yet).
-func runScript(t *testing.T, key string, args []string) []int64 {
+// runScript runs p's script on key with args (EVAL: the script may not be loaded yet).
+func runScript(t *testing.T, key string, p *algorithm.Policy, args []string) []int64 {
 	t.Helper()
 	iargs := make([]any, len(args))
 	for i, a := range args {
 		iargs[i] = a
 	}
-	v, err := rdb.Eval(context.Background(), Script, []string{key}, iargs...).Int64Slice()
+	v, err := rdb.Eval(context.Background(), ScriptFor(p).Source, []string{key}, iargs...).Int64Slice()
 	if err != nil {
 		t.Fatalf("EVAL: %v", err)
 	}
@@ -75,81 +77,189 @@ func limit(t *testing.T, rate float64, windowS, group int64) algorithm.Limit {
 	return l
 }
 
-// TestDifferential decides the same random traffic with algorithm/ and with the Lua script on a
-// real redis-server, with the same clock and draws: every answer must be the same.
-func TestDifferential(t *testing.T) {
-	if _, err := rdb.ScriptLoad(context.Background(), Script).Result(); err != nil {
+func bucket(t *testing.T, rate float64, burst int64) algorithm.Limit {
+	t.Helper()
+	l, err := algorithm.NewTokenBucket(rate, burst)
+	if err != nil {
 		t.Fatal(err)
 	}
-	policies := []struct {
-		name     string
-		strategy algorithm.Strategy
-		h        float64
-		limits   []algorithm.Limit
-	}{
-		{"absolute one limit", algorithm.Absolute, 1, []algorithm.Limit{limit(t, 10, 1, 100)}},
-		{"absolute three limits", algorithm.Absolute, 1, []algorithm.Limit{limit(t, 20, 1, 100), limit(t, 5, 10, 250), limit(t, 1.5, 60, 1000)}},
-		{"absolute fractional", algorithm.Absolute, 1, []algorithm.Limit{limit(t, 0.5, 4, 50)}},
-		{"suppressed", algorithm.Suppressed, 2, []algorithm.Limit{limit(t, 10, 2, 100)}},
-		{"suppressed two limits", algorithm.Suppressed, 1.5, []algorithm.Limit{limit(t, 20, 1, 50), limit(t, 8, 5, 200)}},
+	return l
+}
+
+func policy(t *testing.T, s algorithm.Strategy, h float64, limits ...algorithm.Limit) *algorithm.Policy {
+	t.Helper()
+	p, err := algorithm.NewPolicy(s, h, limits...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for pi, pc := range policies {
-		t.Run(pc.name, func(t *testing.T) {
-			p, err := algorithm.NewPolicy(pc.strategy, pc.h, pc.limits...)
+	return p
+}
+
+// differentialPolicies covers every strategy, one and several limits, fractional rates.
+func differentialPolicies(t *testing.T) []struct {
+	name    string
+	p       *algorithm.Policy
+	maxCost int64 // 3 when 0
+} {
+	return []struct {
+		name    string
+		p       *algorithm.Policy
+		maxCost int64
+	}{
+		{"absolute one limit", policy(t, algorithm.Absolute, 1, limit(t, 10, 1, 100)), 0},
+		{"absolute three limits", policy(t, algorithm.Absolute, 1, limit(t, 20, 1, 100), limit(t, 5, 10, 250), limit(t, 1.5, 60, 1000)), 0},
+		{"absolute fractional", policy(t, algorithm.Absolute, 1, limit(t, 0.5, 4, 50)), 0},
+		{"suppressed", policy(t, algorithm.Suppressed, 2, limit(t, 10, 2, 100)), 0},
+		{"suppressed two limits", policy(t, algorithm.Suppressed, 1.5, limit(t, 20, 1, 50), limit(t, 8, 5, 200)), 0},
+		{"gcra one limit", policy(t, algorithm.GCRA, 1, limit(t, 10, 1, 0)), 0},
+		{"gcra two limits, fractional", policy(t, algorithm.GCRA, 1, limit(t, 7, 1, 0), limit(t, 1.5, 20, 0)), 0},
+		{"token bucket", policy(t, algorithm.TokenBucket, 1, bucket(t, 3.3, 5)), 0},
+		{"token bucket two limits", policy(t, algorithm.TokenBucket, 1, bucket(t, 20, 4), bucket(t, 0.7, 12)), 0},
+		// Buckets above 65535 units: suppressed records need a continuation in Redis.
+		{"suppressed, heavy costs", policy(t, algorithm.Suppressed, 3, limit(t, 300_000, 2, 100)), 60_000},
+		{"absolute, heavy costs", policy(t, algorithm.Absolute, 1, limit(t, 3_000_000, 1, 100)), 600_000},
+	}
+}
+
+// TestDifferential decides the same random traffic with algorithm/ and with the Lua scripts on a
+// real redis-server, with the same clock and draws, with and without hybrid leases mixed in:
+// every answer must be the same.
+func TestDifferential(t *testing.T) {
+	for pi, pc := range differentialPolicies(t) {
+		for _, leases := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/leases=%v", pc.name, leases), func(t *testing.T) {
+				differential(t, pc.p, fmt.Sprintf("{fg:diff:%d:%v}:s", pi, leases), uint64(pi), leases, max(pc.maxCost, 3))
+			})
+		}
+	}
+}
+
+func differential(t *testing.T, p *algorithm.Policy, key string, seed uint64, leases bool, maxCost int64) {
+	rdb.Del(context.Background(), key)
+	rng := rand.New(rand.NewPCG(seed, 42))
+	var state []byte
+	now := int64(1_700_000_000_000)
+	var lastGrant algorithm.Grant
+	for i := 0; i < 3000; i++ {
+		now += rng.Int64N(120)
+		switch rng.IntN(1000) {
+		case 0, 1, 2, 3, 4, 5, 6, 7, 8, 9:
+			now -= rng.Int64N(300) // the clock steps back now and then
+		case 10:
+			now += 1<<30 + rng.Int64N(5000) // an idle key: offsets are rebased
+		}
+		if leases && rng.IntN(8) == 0 {
+			l := algorithm.Lease{Want: rng.Int64N(3 * maxCost)}
+			if lastGrant.Units > 0 || rng.IntN(4) == 0 {
+				l.Release, l.ReleaseAtMs = lastGrant.Units, lastGrant.AtMs
+				l.Used = rng.Int64N(l.Release + 2)
+				l.Denied = rng.Int64N(maxCost)
+				if rng.IntN(2) == 0 {
+					l.UsedAtMs = now - rng.Int64N(200)
+				}
+			}
+			next, want, changed := p.Lease(nil, state, now, l)
+			if changed {
+				state = next
+			}
+			got, err := GrantOf(runScript(t, key, p, LeaseArgs(p, l, Call{NowMs: now})))
 			if err != nil {
 				t.Fatal(err)
 			}
-			rng := rand.New(rand.NewPCG(uint64(pi), 42))
-			key := fmt.Sprintf("{fg:diff:%d}:s", pi)
-			var state []byte
-			now := int64(1_700_000_000_000)
-			for i := 0; i < 3000; i++ {
-				now += rng.Int64N(120)
-				if rng.IntN(100) == 0 {
-					now -= rng.Int64N(300) // the clock steps back now and then
-				}
-				cost := 1 + rng.Int64N(3)
-				if rng.IntN(200) == 0 {
-					cost = 1000 // more than any quota
-				}
-				draw := rng.Float64()
-				next, want := p.Decide(nil, state, now, cost, draw)
-				if want.Changed {
-					state = next
-				}
-				got := evalLua(t, key, p, now, cost, draw)
-				want.Changed, want.Reset = false, false
-				got.Reset = false
-				if math.Abs(got.SuppressionFactor-want.SuppressionFactor) > 1e-6 {
-					t.Fatalf("request %d: suppression factor %v (lua) vs %v (go)", i, got.SuppressionFactor, want.SuppressionFactor)
-				}
-				got.SuppressionFactor = want.SuppressionFactor
-				if got != want {
-					t.Fatalf("request %d at %d cost %d draw %.3f:\n lua %+v\n go  %+v", i, now, cost, draw, got, want)
-				}
+			if math.Abs(got.SuppressionFactor-want.SuppressionFactor) > 1e-6 {
+				t.Fatalf("lease %d: suppression factor %v (lua) vs %v (go)", i, got.SuppressionFactor, want.SuppressionFactor)
 			}
-			// The state Redis holds decodes in Go to the same decisions: the formats are one.
-			stored, err := rdb.Get(context.Background(), key).Bytes()
-			if err != nil {
-				t.Fatal(err)
+			got.SuppressionFactor = want.SuppressionFactor
+			if got != want {
+				t.Fatalf("lease %d at %d %+v:\n lua %+v\n go  %+v", i, now, l, got, want)
 			}
-			_, fromRedis := p.Decide(nil, stored, now, 1, 0.5)
-			_, fromGo := p.Decide(nil, state, now, 1, 0.5)
-			if fromRedis.Reset || fromRedis != fromGo {
-				t.Fatalf("the state Redis wrote decodes differently:\n redis %+v\n go    %+v", fromRedis, fromGo)
-			}
-			if ttl := rdb.PTTL(context.Background(), key).Val(); ttl <= 0 {
-				t.Fatalf("no TTL on the state key: %v", ttl)
-			}
-		})
+			lastGrant = want
+			continue
+		}
+		cost := 1 + rng.Int64N(maxCost)
+		if rng.IntN(200) == 0 {
+			cost = 1000 * maxCost // more than any quota
+		}
+		draw := rng.Float64()
+		next, want := p.Decide(nil, state, now, cost, draw)
+		if want.Changed {
+			state = next
+		}
+		got := evalLua(t, key, p, now, cost, draw)
+		want.Changed, want.Reset = false, false
+		got.Reset = false
+		if math.Abs(got.SuppressionFactor-want.SuppressionFactor) > 1e-6 {
+			t.Fatalf("request %d: suppression factor %v (lua) vs %v (go)", i, got.SuppressionFactor, want.SuppressionFactor)
+		}
+		got.SuppressionFactor = want.SuppressionFactor
+		if got != want {
+			t.Fatalf("request %d at %d cost %d draw %.3f:\n lua %+v\n go  %+v", i, now, cost, draw, got, want)
+		}
+	}
+	if ttl := rdb.PTTL(context.Background(), key).Val(); ttl <= 0 {
+		t.Fatalf("no TTL on the state key: %v", ttl)
+	}
+	if p.Strategy() == algorithm.Suppressed && maxCost > 1<<15 {
+		// The heavy cases did exercise continuation records (FORMAT.md).
+		if stored := rdb.Get(context.Background(), key).Val(); !strings.Contains(stored, "\xff\xff\xff\xff") {
+			t.Fatal("no continuation record in the state: the case does not test them")
+		}
+	}
+	if p.Strategy().Meter() {
+		// Meters keep the state format of algorithm/ in Redis: it decodes in Go to the same
+		// decisions.
+		stored, err := rdb.Get(context.Background(), key).Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, fromRedis := p.Decide(nil, stored, now, 1, 0.5)
+		_, fromGo := p.Decide(nil, state, now, 1, 0.5)
+		if fromRedis.Reset || fromRedis != fromGo {
+			t.Fatalf("the state Redis wrote decodes differently:\n redis %+v\n go    %+v", fromRedis, fromGo)
+		}
 	}
 }
 
 func TestRedisTimeIsTheDefaultClock(t *testing.T) {
-	p, _ := algorithm.NewPolicy(algorithm.Absolute, 1, limit(t, 2, 1, 100))
-	for i, want := range []bool{true, true, false} {
-		if got := evalLua(t, "{fg:time}:s", p, -1, 1, 0); got.Allowed != want {
-			t.Fatalf("request %d: allowed %v", i, got.Allowed)
+	for i, p := range []*algorithm.Policy{
+		policy(t, algorithm.Absolute, 1, limit(t, 2, 1, 100)),
+		policy(t, algorithm.GCRA, 1, limit(t, 2, 1, 0)),
+	} {
+		for j, want := range []bool{true, true, false} {
+			if got := evalLua(t, fmt.Sprintf("{fg:time:%d}:s", i), p, -1, 1, 0); got.Allowed != want {
+				t.Fatalf("%s request %d: allowed %v", p.Strategy(), j, got.Allowed)
+			}
+		}
+	}
+}
+
+// TestDeadline: a call that reaches Redis after its deadline changes nothing and says so, in
+// every script and mode; one in time is decided.
+func TestDeadline(t *testing.T) {
+	const now = int64(1_700_000_000_000)
+	for i, p := range []*algorithm.Policy{
+		policy(t, algorithm.Absolute, 1, limit(t, 2, 1, 100)),
+		policy(t, algorithm.Suppressed, 2, limit(t, 2, 1, 100)),
+		policy(t, algorithm.GCRA, 1, limit(t, 2, 1, 0)),
+		policy(t, algorithm.TokenBucket, 1, bucket(t, 2, 2)),
+	} {
+		key := fmt.Sprintf("{fg:deadline:%d}:s", i)
+		rdb.Del(context.Background(), key)
+		late := Call{Cost: 1, NowMs: now, DeadlineMs: now - 1}
+		if _, err := Result(runScript(t, key, p, Args(p, late))); !errors.Is(err, ErrDeadlinePassed) {
+			t.Fatalf("%s: a late decision answered %v", p.Strategy(), err)
+		}
+		if _, err := GrantOf(runScript(t, key, p, LeaseArgs(p, Lease{Want: 2}, late))); !errors.Is(err, ErrDeadlinePassed) {
+			t.Fatalf("%s: a late lease answered %v", p.Strategy(), err)
+		}
+		if n := rdb.Exists(context.Background(), key).Val(); n != 0 {
+			t.Fatalf("%s: a late call wrote the key", p.Strategy())
+		}
+		for j := 0; j < 2; j++ {
+			res, err := Result(runScript(t, key, p, Args(p, Call{Cost: 1, NowMs: now, DeadlineMs: now})))
+			if err != nil || !res.Allowed {
+				t.Fatalf("%s: a decision in time: %+v %v", p.Strategy(), res, err)
+			}
 		}
 	}
 }

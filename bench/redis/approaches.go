@@ -50,7 +50,7 @@ const limitPerWindow = 100
 // TIME: one redis.call more). Without, the script reads Redis TIME as in production.
 func floodgateApproach(name, strategy string, limits func(w window) string, spread bool) approach {
 	return approach{name: name, prepare: func(ctx context.Context, rdb *redis.Client, w window, ips []string) (*cell, error) {
-		cfg := pluginConfig("per-ip", strategy, limits(w), "bench")
+		cfg := pluginConfig("per-ip", strategy, limits(w), "unused: only the key names are taken")
 		pol, err := compile(cfg)
 		if err != nil {
 			return nil, err
@@ -67,7 +67,8 @@ func floodgateApproach(name, strategy string, limits func(w window) string, spre
 			}
 			keys[i] = cmd[3]
 		}
-		if err := rdb.ScriptLoad(ctx, redislimit.Script).Err(); err != nil {
+		script := redislimit.ScriptFor(pol.Compiled)
+		if err := rdb.ScriptLoad(ctx, script.Source).Err(); err != nil {
 			return nil, fmt.Errorf("%s: script load: %w", name, err)
 		}
 		start := time.Now().UnixMilli()
@@ -79,12 +80,12 @@ func floodgateApproach(name, strategy string, limits func(w window) string, spre
 				if spread {
 					now = start + int64(j)*windowMs/int64(perWindow)
 				}
-				args := redislimit.Args(pol.Compiled, 1, rand.Float64(), now)
+				args := redislimit.Args(pol.Compiled, redislimit.Call{Cost: 1, Draw: rand.Float64(), NowMs: now})
 				argv := make([]any, len(args))
 				for i, a := range args {
 					argv[i] = a
 				}
-				v, err := rdb.EvalSha(ctx, redislimit.ScriptSHA, []string{keys[k]}, argv...).Int64Slice()
+				v, err := rdb.EvalSha(ctx, script.SHA, []string{keys[k]}, argv...).Int64Slice()
 				if err != nil {
 					return false, err
 				}
@@ -99,6 +100,10 @@ func floodgateApproach(name, strategy string, limits func(w window) string, spre
 var floodgateApproaches = []approach{
 	floodgateApproach("floodgate absolute", "absolute", requestsPer, true),
 	floodgateApproach("floodgate suppressed", "suppressed", requestsPer, true),
+	floodgateApproach("floodgate gcra", "gcra", requestsPer, false),
+	floodgateApproach("floodgate token_bucket", "token_bucket", func(w window) string {
+		return fmt.Sprintf(`{"rate":%g,"burst":%d}`, float64(limitPerWindow)/float64(w.seconds), limitPerWindow)
+	}, false),
 }
 
 // requestsPer is the limit of 100 per window in floodgate's syntax.

@@ -14,6 +14,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"flag"
 	"fmt"
 	"os"
@@ -111,7 +112,7 @@ func run(ctx context.Context, o options, progress func(string)) (string, error) 
 	}
 
 	progress("starting the services")
-	const token = "bench-token"
+	token := rand.Text() + rand.Text() // the helper wants at least 32 characters
 	helper, err := startHelper(helperBin, dir, srv.Addr, token)
 	if err != nil {
 		return "", err

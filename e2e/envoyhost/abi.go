@@ -11,12 +11,13 @@ import (
 
 // Proxy-wasm status codes.
 const (
-	statusOK                  = 0
-	statusNotFound            = 1
-	statusBadArgument         = 2
-	statusInvalidMemoryAccess = 6
-	statusCasMismatch         = 8
-	statusUnimplemented       = 12
+	statusOK                   = 0
+	statusNotFound             = 1
+	statusBadArgument          = 2
+	statusSerializationFailure = 3
+	statusInvalidMemoryAccess  = 6
+	statusCasMismatch          = 8
+	statusUnimplemented        = 12
 )
 
 // Header map and buffer types of ABI v0.2.1.
@@ -368,6 +369,13 @@ func proxyGetProperty(v *vm, s []uint64) uint32 {
 	st := v.stream()
 	if st == nil {
 		return statusNotFound // stream properties do not exist in root callbacks
+	}
+	if path == "metadata" || strings.HasPrefix(path, "metadata\x00") {
+		val, status := metadataProperty(st.metadata, strings.Split(path, "\x00")[1:])
+		if status != statusOK {
+			return status
+		}
+		return v.writeOut(val, u(s[2]), u(s[3]))
 	}
 	val, ok := st.props[path]
 	if !ok {

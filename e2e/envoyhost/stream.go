@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 )
 
 // Outcome is how a stream's request phase ended.
@@ -55,6 +57,8 @@ type Stream struct {
 
 	reqHeaders, reqTrailers, respHeaders, respTrailers [][2]string
 	reqBody, respBody                                  []byte
+
+	metadata *corev3.Metadata // dynamic metadata (see SetMetadata)
 
 	local    *LocalResponse
 	resumed  chan Outcome

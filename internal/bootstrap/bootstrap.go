@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 
@@ -18,6 +19,8 @@ import (
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	wasmfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	// Registered so that an original_ip_detection_extensions entry decodes and is refused by name.
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/http/original_ip_detection/xff/v3"
 	wasmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/wasm/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -36,6 +39,8 @@ type Bootstrap struct {
 	Route string
 	// Filter is the wasm filter of the first listener.
 	Filter WasmFilter
+	// ConnManager is what the listener's HTTP connection manager does before any filter runs.
+	ConnManager ConnManager
 	// Raw is the whole decoded bootstrap.
 	Raw *bootstrapv3.Bootstrap
 }
@@ -49,6 +54,22 @@ type WasmFilter struct {
 	Configuration string
 	// FailOpen is the failure policy: true lets requests through when the plugin fails.
 	FailOpen bool
+	// Env is the VM's environment, as Envoy builds it from vm_config.environment_variables
+	// (source/extensions/common/wasm/plugin.cc, WasmConfig): key_values as given, and each of
+	// host_env_keys with its value in this process's environment (skipped when unset there).
+	Env map[string]string
+}
+
+// ConnManager is the part of an HttpConnectionManager that decides the trusted client address
+// and X-Forwarded-For before the filters run (see e2e/envoyhost's model of it).
+type ConnManager struct {
+	// UseRemoteAddress, XffNumTrustedHops and SkipXffAppend are the fields of the same names.
+	UseRemoteAddress  bool
+	XffNumTrustedHops uint32
+	SkipXffAppend     bool
+	// InternalAddresses is internal_address_config.cidr_ranges: since Envoy 1.33 no address is
+	// internal (x-envoy-internal) unless it is listed there.
+	InternalAddresses []netip.Prefix
 }
 
 // Load reads and validates the bootstrap file at path.
@@ -140,6 +161,11 @@ func (b *Bootstrap) readFilters(chains []*listenerv3.FilterChain) error {
 	if hcm == nil {
 		return errors.New("bootstrap: listeners[0] has no http_connection_manager")
 	}
+	cm, err := connManager(hcm)
+	if err != nil {
+		return err
+	}
+	b.ConnManager = cm
 	vhosts := hcm.GetRouteConfig().GetVirtualHosts()
 	if len(vhosts) == 0 || len(vhosts[0].GetRoutes()) == 0 || vhosts[0].GetRoutes()[0].GetRoute().GetCluster() == "" {
 		return errors.New("bootstrap: the http_connection_manager needs an inline route_config whose first route sends to a cluster")
@@ -169,6 +195,27 @@ func (b *Bootstrap) readFilters(chains []*listenerv3.FilterChain) error {
 	return nil
 }
 
+// connManager reads the connection manager's client-address settings.
+func connManager(hcm *hcmv3.HttpConnectionManager) (ConnManager, error) {
+	if len(hcm.GetOriginalIpDetectionExtensions()) > 0 {
+		return ConnManager{}, errors.New("bootstrap: http_connection_manager: the gateway does not model original_ip_detection_extensions; use xff_num_trusted_hops")
+	}
+	cm := ConnManager{UseRemoteAddress: hcm.GetUseRemoteAddress().GetValue(), XffNumTrustedHops: hcm.GetXffNumTrustedHops(),
+		SkipXffAppend: hcm.GetSkipXffAppend()}
+	for i, r := range hcm.GetInternalAddressConfig().GetCidrRanges() {
+		a, err := netip.ParseAddr(r.GetAddressPrefix())
+		if err != nil {
+			return ConnManager{}, fmt.Errorf("bootstrap: http_connection_manager: internal_address_config.cidr_ranges[%d]: %w", i, err)
+		}
+		p, err := a.Prefix(int(r.GetPrefixLen().GetValue())) // prefix_len defaults to 0
+		if err != nil {
+			return ConnManager{}, fmt.Errorf("bootstrap: http_connection_manager: internal_address_config.cidr_ranges[%d]: %w", i, err)
+		}
+		cm.InternalAddresses = append(cm.InternalAddresses, p)
+	}
+	return cm, nil
+}
+
 func (b *Bootstrap) readWasm(pc *wasmv3.PluginConfig, where string) error {
 	vm := pc.GetVmConfig()
 	if vm == nil {
@@ -178,8 +225,12 @@ func (b *Bootstrap) readWasm(pc *wasmv3.PluginConfig, where string) error {
 	if local.GetFilename() == "" {
 		return fmt.Errorf("%s: vm_config.code must be a local filename", where)
 	}
+	env, err := environment(vm.GetEnvironmentVariables())
+	if err != nil {
+		return fmt.Errorf("%s: vm_config.environment_variables: %w", where, err)
+	}
 	b.Filter = WasmFilter{Name: pc.GetName(), RootID: pc.GetRootId(), VMID: vm.GetVmId(), Runtime: vm.GetRuntime(),
-		Code: local.GetFilename(), FailOpen: pc.GetFailOpen() || pc.GetFailurePolicy() == wasmv3.FailurePolicy_FAIL_OPEN}
+		Code: local.GetFilename(), FailOpen: pc.GetFailOpen() || pc.GetFailurePolicy() == wasmv3.FailurePolicy_FAIL_OPEN, Env: env}
 	if c := pc.GetConfiguration(); c != nil {
 		m, err := unpack(c, where+" configuration")
 		if err != nil {
@@ -192,6 +243,25 @@ func (b *Bootstrap) readWasm(pc *wasmv3.PluginConfig, where string) error {
 		b.Filter.Configuration = s.GetValue()
 	}
 	return nil
+}
+
+// environment builds the VM's environment the way Envoy does: a key in both key_values and
+// host_env_keys is refused ("All the keys must be unique"), a host key unset in the process's
+// environment is left out.
+func environment(ev *wasmv3.EnvironmentVariables) (map[string]string, error) {
+	env := make(map[string]string)
+	for k, v := range ev.GetKeyValues() {
+		env[k] = v
+	}
+	for _, k := range ev.GetHostEnvKeys() {
+		if _, dup := ev.GetKeyValues()[k]; dup {
+			return nil, fmt.Errorf("key %s is in both key_values and host_env_keys: all the keys must be unique", k)
+		}
+		if v, ok := os.LookupEnv(k); ok {
+			env[k] = v
+		}
+	}
+	return env, nil
 }
 
 func clusterAddress(c *clusterv3.Cluster) (string, error) {

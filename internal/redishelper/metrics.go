@@ -14,6 +14,7 @@ type metrics struct {
 	mu          sync.Mutex
 	requests    map[[2]string]uint64 // path, status code
 	commands    map[[2]string]uint64 // command, outcome (ok, error)
+	refusals    map[string]uint64    // reason
 	redisErrors uint64
 	buckets     []float64 // latency histogram upper bounds, seconds
 	counts      []uint64
@@ -23,7 +24,7 @@ type metrics struct {
 
 func newMetrics() *metrics {
 	b := []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1}
-	return &metrics{requests: map[[2]string]uint64{}, commands: map[[2]string]uint64{}, buckets: b, counts: make([]uint64, len(b))}
+	return &metrics{requests: map[[2]string]uint64{}, commands: map[[2]string]uint64{}, refusals: map[string]uint64{}, buckets: b, counts: make([]uint64, len(b))}
 }
 
 func (m *metrics) request(path string, status int, took time.Duration) {
@@ -55,6 +56,16 @@ func (m *metrics) command(name string, failed bool) {
 	m.mu.Unlock()
 }
 
+// refused counts a request or command the helper did not send to Redis, by reason: auth (no or
+// wrong token), body (too large, not JSON), command (not PING, EVALSHA, EVAL), script (not one
+// of floodgate's), key (not exactly one key under an allowed prefix), arguments (outside what
+// the plugin sends), pipeline (too many commands or state records).
+func (m *metrics) refused(reason string) {
+	m.mu.Lock()
+	m.refusals[reason]++
+	m.mu.Unlock()
+}
+
 func (m *metrics) redisError() {
 	m.mu.Lock()
 	m.redisErrors++
@@ -83,6 +94,16 @@ func (m *metrics) serve(w http.ResponseWriter, _ *http.Request) {
 	fmt.Fprintln(w, "# TYPE floodgate_helper_commands_total counter")
 	for _, k := range sortedKeys(m.commands) {
 		fmt.Fprintf(w, "floodgate_helper_commands_total{command=%q,outcome=%q} %d\n", k[0], k[1], m.commands[k])
+	}
+	fmt.Fprintln(w, "# HELP floodgate_helper_refused_total Requests and commands refused before Redis, by reason.")
+	fmt.Fprintln(w, "# TYPE floodgate_helper_refused_total counter")
+	reasons := make([]string, 0, len(m.refusals))
+	for r := range m.refusals {
+		reasons = append(reasons, r)
+	}
+	sort.Strings(reasons)
+	for _, r := range reasons {
+		fmt.Fprintf(w, "floodgate_helper_refused_total{reason=%q} %d\n", r, m.refusals[r])
 	}
 	fmt.Fprintln(w, "# HELP floodgate_helper_redis_errors_total Redis calls that failed other than with a Redis error reply (connection, timeout).")
 	fmt.Fprintln(w, "# TYPE floodgate_helper_redis_errors_total counter")

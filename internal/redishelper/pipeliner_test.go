@@ -2,14 +2,15 @@ package redishelper
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/floodgate-proxy/floodgate/redislimit"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -26,21 +27,34 @@ func (c *pipelineCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) re
 }
 
 // TestConcurrentCommandsEachGetTheirOwnAnswer: with one command out at a time, concurrent
-// requests leave in pipelines, and each request still gets its own command's answer.
+// decisions leave in pipelines, and each request still gets its own decision's answer (each a
+// first request of its own key, of its own cost, so the remaining quota tells them apart).
 func TestConcurrentCommandsEachGetTheirOwnAnswer(t *testing.T) {
-	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{redisAddr}, Protocol: 2})
+	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{redisAddr}, Username: aclUser, Password: aclPassword, Protocol: 2})
 	counter := &pipelineCounter{}
 	client.AddHook(counter)
 	srv := serve(t, client, Options{InFlight: 1})
+	p := policy(t) // 10 a second
+	if err := redisAdmin.ScriptLoad(t.Context(), redislimit.ScriptFor(p).Source).Err(); err != nil {
+		t.Fatal(err)
+	}
 	const requests = 64
 	var wg sync.WaitGroup
 	for i := range requests {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			status, body := call(t, srv, "/", "secret", `["EVAL","`+script+`","1","k`+strconv.Itoa(i)+`","`+strconv.Itoa(i)+`"]`)
-			if want := fmt.Sprintf(`{"result":["k%d",%d]}`, i, i+1); status != 200 || body != want {
-				t.Errorf("request %d: %d %s, want %s", i, status, body, want)
+			cost := int64(1 + i%10)
+			cmd, _ := json.Marshal(append([]string{"EVALSHA", redislimit.ScriptFor(p).SHA, "1", fmt.Sprintf("{floodgate:own:%d}", i)},
+				redislimit.Args(p, redislimit.Call{Cost: cost, NowMs: -1})...))
+			status, body := call(t, srv, "/", testToken, string(cmd))
+			var answer struct{ Result []int64 }
+			if err := json.Unmarshal([]byte(body), &answer); status != 200 || err != nil {
+				t.Errorf("request %d: %d %s", i, status, body)
+				return
+			}
+			if res, err := redislimit.Result(answer.Result); err != nil || !res.Allowed || res.Remaining != 10-cost {
+				t.Errorf("request %d of cost %d: %+v %v, want allowed with %d remaining", i, cost, res, err, 10-cost)
 			}
 		}()
 	}
@@ -84,12 +98,12 @@ func TestAWaitingCommandGivesUpAtItsTimeout(t *testing.T) {
 	srv := serve(t, client, Options{InFlight: 1, Timeout: 200 * time.Millisecond})
 	first := make(chan int, 1)
 	go func() {
-		status, _ := call(t, srv, "/", "secret", `["PING"]`)
+		status, _ := call(t, srv, "/", testToken, `["PING"]`)
 		first <- status
 	}()
 	<-received // the first command holds the only slot
 	start := time.Now()
-	status, body := call(t, srv, "/", "secret", `["PING"]`)
+	status, body := call(t, srv, "/", testToken, `["PING"]`)
 	if status != 504 || time.Since(start) > 2*time.Second {
 		t.Fatalf("waiting command: %d %s after %s, want 504 within its timeout", status, body, time.Since(start))
 	}

@@ -20,6 +20,26 @@ type Server struct {
 // Start runs redis-server on a free port of 127.0.0.1 and waits until it accepts connections.
 func Start() (*Server, error) { return start() }
 
+// StartWith runs redis-server like Start with extra configuration arguments after the defaults,
+// e.g. "--maxmemory", "8mb", "--maxmemory-policy", "allkeys-lfu"; a later argument overrides an
+// earlier one, so a test can run a shipped redis.conf (its path first) with its own port.
+func StartWith(args ...string) (*Server, error) { return start(args...) }
+
+// SetUser runs ACL SETUSER name rules... as the default user (the tests' administrator), e.g.
+// the floodgate user the helper connects as.
+func (s *Server) SetUser(name string, rules ...string) error {
+	return s.cli(append([]string{"ACL", "SETUSER", name}, rules...)...)
+}
+
+// cli runs one command with redis-cli as the default user; an error reply fails.
+func (s *Server) cli(args ...string) error {
+	out, err := exec.Command("redis-cli", append([]string{"-h", "127.0.0.1", "-p", s.port()}, args...)...).CombinedOutput()
+	if err != nil || strings.HasPrefix(string(out), "ERR") || strings.HasPrefix(string(out), "(error)") {
+		return fmt.Errorf("redistest: redis-cli %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
 // StartCluster runs a one-node Redis Cluster owning every hash slot: enough to prove that
 // commands go through go-redis's cluster client and that keys hash-tag to one slot.
 func StartCluster(dir string) (*Server, error) {
@@ -27,10 +47,9 @@ func StartCluster(dir string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := exec.Command("redis-cli", "-h", "127.0.0.1", "-p", s.port(), "CLUSTER", "ADDSLOTSRANGE", "0", "16383").CombinedOutput()
-	if err != nil {
+	if err := s.cli("CLUSTER", "ADDSLOTSRANGE", "0", "16383"); err != nil {
 		s.Stop()
-		return nil, fmt.Errorf("redistest: assigning slots: %v: %s", err, out)
+		return nil, err
 	}
 	for i := 0; i < 250; i++ {
 		info, _ := exec.Command("redis-cli", "-h", "127.0.0.1", "-p", s.port(), "CLUSTER", "INFO").Output()
@@ -49,7 +68,12 @@ func (s *Server) port() string {
 }
 
 func start(extra ...string) (*Server, error) {
-	return startCmd("--port", append([]string{"--save", "", "--appendonly", "no"}, extra...)...)
+	args := []string{"--save", "", "--appendonly", "no"}
+	if len(extra) > 0 && !strings.HasPrefix(extra[0], "--") {
+		args = append([]string{extra[0]}, args...) // a configuration file comes first
+		extra = extra[1:]
+	}
+	return startCmd("--port", append(args, extra...)...)
 }
 
 // StartTLS runs redis-server accepting only TLS on its port, with certFile/keyFile, not asking

@@ -82,7 +82,7 @@ var All = []Scenario{
 	},
 	{
 		Name: "match, missing key skipped or falling back",
-		Config: pol(`{"name":"keyed","match":{"path":{"prefix":"/api/"}},"key":[{"type":"header","name":"x-api-key"}],"limits":[{"requests":"1/m"}]},
+		Config: pol(`{"name":"keyed","match":{"path":{"prefix":"/api/"}},"key":[{"type":"header","name":"x-api-key"}],"missing_key":{"action":"skip"},"limits":[{"requests":"1/m"}]},
 			{"name":"anon","key":[{"type":"header","name":"x-user"}],"missing_key":{"action":"fallback","value":"anonymous"},"limits":[{"requests":"2/m"}]}`),
 		Steps: []Step{
 			{Source: "10.0.0.1:1", Status: 200, Want: map[string]string{"ratelimit-policy": `"anon";q=2;w=60`}},
@@ -93,6 +93,29 @@ var All = []Scenario{
 			{Source: "10.0.0.4:1", Headers: [][2]string{{"x-api-key", "k"}, {"x-user", "v"}}, Status: 429},
 			{Source: "10.0.0.4:1", Headers: [][2]string{{":path", "/other"}, {"x-api-key", "k"}, {"x-user", "w"}}, Status: 200},
 		},
+	},
+	{
+		Name:   "a missing or malformed credential counts under the client IP by default",
+		Config: pol(`{"name":"user","key":[{"type":"jwt_claim","claim":"sub","header":"authorization"}],"limits":[{"requests":"2/m"}]}`),
+		Steps: []Step{
+			{Source: "10.0.0.1:1", Headers: [][2]string{{"authorization", "Bearer garbage"}}, Status: 200},
+			{Source: "10.0.0.1:2", Headers: [][2]string{{"authorization", "Bearer a.b"}}, Status: 200},
+			{Source: "10.0.0.1:3", Headers: [][2]string{{"authorization", bearer(`not json`)}}, Status: 429},
+			{Source: "10.0.0.1:4", Status: 429},
+			{Source: "10.0.0.2:1", Status: 200},
+			{Source: "10.0.0.1:5", Headers: [][2]string{{"authorization", bearer(`{"sub":"alice"}`)}}, Status: 200},
+		},
+		Metrics: map[string]int64{"floodgate.user.missing_key": 5, "floodgate.user.rejected": 2},
+	},
+	{
+		Name: "a missing key part rejected",
+		Config: pol(`{"name":"dry","shadow":true,"key":[{"type":"header","name":"x-api-key"}],"missing_key":{"action":"reject"},"limits":[{"requests":"5/m"}]},
+			{"name":"p","key":[{"type":"header","name":"x-api-key"}],"missing_key":{"action":"reject","status":401},"limits":[{"requests":"5/m"}]}`),
+		Steps: []Step{
+			{Source: "10.0.0.1:1", Status: 401, Body: "rate limit key missing\n", Want: map[string]string{"content-type": "text/plain", "ratelimit-policy": ""}},
+			{Source: "10.0.0.1:1", Headers: [][2]string{{"x-api-key", "k"}}, Status: 200},
+		},
+		Metrics: map[string]int64{"floodgate.p.missing_key": 1, "floodgate.p.rejected": 0, "floodgate.dry.missing_key": 1, "floodgate.dry.shadow_rejected": 1},
 	},
 	{
 		Name:   "weighted cost from a header",
@@ -115,7 +138,7 @@ var All = []Scenario{
 	},
 	{
 		Name:   "jwt claim and query keys",
-		Config: pol(`{"name":"p","key":[{"type":"jwt_claim","claim":"sub"},{"type":"query","name":"tenant"}],"limits":[{"requests":"1/m"}]}`),
+		Config: pol(`{"name":"p","key":[{"type":"jwt_claim","claim":"sub","header":"authorization"},{"type":"query","name":"tenant"}],"limits":[{"requests":"1/m"}]}`),
 		Steps: []Step{
 			{Source: "10.0.0.1:1", Headers: [][2]string{{":path", "/x?tenant=a"}, {"authorization", bearer(`{"sub":"alice"}`)}}, Status: 200},
 			{Source: "10.0.0.2:1", Headers: [][2]string{{":path", "/x?tenant=a"}, {"authorization", bearer(`{"sub":"alice"}`)}}, Status: 429},

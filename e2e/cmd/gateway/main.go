@@ -4,19 +4,21 @@
 //
 //	go run ./e2e/cmd/gateway -config envoy.yaml -wasm plugin.wasm
 //
-// It also serves Envoy-style statistics on the admin address (/stats) and, unless told not to,
-// starts a small echo upstream on the route's cluster address when nothing listens there.
+// The connection manager's use_remote_address, xff_num_trusted_hops and skip_xff_append decide
+// the client address the plugin sees, as in Envoy. It also serves Envoy-style statistics on the
+// admin address (/stats, /stats/prometheus) and, unless told not to, starts a small echo upstream
+// on the route's cluster address when nothing listens there.
 package main
 
 import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -38,7 +40,7 @@ func run() error {
 	wasmPath := flag.String("wasm", "", "plugin module (default: the filter's code.local.filename, relative to the bootstrap)")
 	vms := flag.Int("vms", 2, "worker VMs (Envoy: --concurrency)")
 	echo := flag.Bool("echo-upstream", true, "start an echo upstream on the route's cluster address when nothing listens there")
-	admin := flag.String("admin", "127.0.0.1:9901", "address of the /stats endpoint (empty: none)")
+	admin := flag.String("admin", "127.0.0.1:9901", "address of the admin endpoint: /stats, /stats/prometheus (empty: none)")
 	flag.Parse()
 
 	b, err := bootstrap.Load(*configPath)
@@ -58,7 +60,7 @@ func run() error {
 	levels := []string{"trace", "debug", "info", "warn", "error", "critical"}
 	h, err := envoyhost.New(ctx, envoyhost.Config{
 		Wasm: wasm, VMs: *vms, VMID: b.Filter.VMID, RootID: b.Filter.RootID, PluginName: b.Filter.Name,
-		PluginConfig: []byte(b.Filter.Configuration), Clusters: b.Clusters, FailOpen: b.Filter.FailOpen,
+		PluginConfig: []byte(b.Filter.Configuration), Clusters: b.Clusters, FailOpen: b.Filter.FailOpen, Env: b.Filter.Env,
 		Log: func(l envoyhost.LogLine) {
 			if l.Level >= 2 && int(l.Level) < len(levels) {
 				log.Printf("[vm %d] %s: %s", l.VM, levels[l.Level], l.Msg)
@@ -77,9 +79,10 @@ func run() error {
 		}
 	}
 	if *admin != "" {
-		go serveStats(*admin, h)
+		go serveAdmin(*admin, h)
 	}
-	srv := &http.Server{Addr: b.Listener, Handler: &envoyhost.Front{Host: h, Upstream: upstream}, ReadHeaderTimeout: 10 * time.Second}
+	front := &envoyhost.Front{Host: h, Upstream: upstream, ConnManager: b.ConnManager, LocalAddress: localAddress()}
+	srv := &http.Server{Addr: b.Listener, Handler: front, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -106,17 +109,23 @@ func startEcho(addr string) error {
 	return nil
 }
 
-// serveStats answers /stats like Envoy's admin endpoint: wasmcustom.<name>: <value>.
-func serveStats(addr string, h *envoyhost.Host) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
-		for _, name := range h.MetricNames() {
-			v, _ := h.Metric(name)
-			fmt.Fprintf(w, "wasmcustom.%s: %d\n", name, v)
-		}
-	})
-	log.Printf("stats on http://%s/stats", addr)
-	if err := http.ListenAndServe(addr, mux); err != nil {
-		log.Printf("stats: %v", err)
+// serveAdmin answers /stats and /stats/prometheus like Envoy's admin endpoint.
+func serveAdmin(addr string, h *envoyhost.Host) {
+	log.Printf("stats on http://%s/stats and http://%s/stats/prometheus", addr, addr)
+	if err := http.ListenAndServe(addr, h.AdminHandler()); err != nil {
+		log.Printf("admin: %v", err)
 	}
+}
+
+// localAddress is the address Envoy's local_info reports, which it appends to X-Forwarded-For for
+// a loopback peer: the first non-loopback IPv4 address of the machine, else 127.0.0.1
+// (source/common/network/utility.cc, getLocalAddress).
+func localAddress() netip.Addr {
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Is4() && !p.Addr().IsLoopback() {
+			return p.Addr()
+		}
+	}
+	return netip.AddrFrom4([4]byte{127, 0, 0, 1})
 }

@@ -6,9 +6,11 @@
 package main
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/floodgate-proxy/floodgate/internal/host"
@@ -86,7 +88,19 @@ func (s *stream) OnHttpRequestHeaders(int, bool) types.Action {
 		if err != nil {
 			addr = []byte("error: " + err.Error())
 		}
-		_ = host.SendLocalResponse(200, [][2]string{{"x-source", string(addr)}}, nil)
+		addr = bytes.Clone(addr) // the host's buffer is reused by the next call
+		xff, _ := host.RequestHeader("x-forwarded-for")
+		_ = host.SendLocalResponse(200, [][2]string{{"x-source", string(addr)}, {"x-xff", xff}}, nil)
+		return types.ActionPause
+	case "metadata":
+		// The property at the path of x-path ("/"-separated), raw in the body.
+		path, _ := host.RequestHeader("x-path")
+		v, err := host.Property(strings.Split(path, "/")...)
+		if err != nil {
+			_ = host.SendLocalResponse(500, [][2]string{{"x-property-error", err.Error()}}, nil)
+			return types.ActionPause
+		}
+		_ = host.SendLocalResponse(200, nil, bytes.Clone(v))
 		return types.ActionPause
 	case "call":
 		cluster, _ := host.RequestHeader("x-cluster")

@@ -1,0 +1,162 @@
+package algorithm
+
+import (
+	"fmt"
+	"hash/fnv"
+)
+
+// A meter (GCRA, TokenBucket) keeps, per limit, one theoretical arrival time TAT in microseconds:
+// the time at which the meter will be full again. With emission interval T and burst b, a
+// request of cost c at now is admitted iff max(TAT, now) + c×T - now <= b×T, and then
+// TAT = max(TAT, now) + c×T. Seen as a token bucket, the bucket holds (b×T - (TAT - now)) / T
+// tokens. SPEC.md has the formulas and the test vectors.
+//
+// State (little-endian): version u8, strategy u8, limit count u8, 0 u8, fingerprint u32, then per
+// limit TAT i64 (µs). Redis stores exactly these bytes.
+const meterHeaderSize = 8
+
+func newMeterPolicy(strategy Strategy, limits []Limit) (*Policy, error) {
+	p := &Policy{strategy: strategy, hardFactor: 1, size: meterHeaderSize + 8*len(limits)}
+	h := fnv.New32a()
+	h.Write([]byte{formatVersion, byte(strategy), byte(len(limits))})
+	for i, l := range limits {
+		if err := l.validateMeter(); err != nil {
+			return nil, fmt.Errorf("limit %d: %w", i, err)
+		}
+		c := compiled{Limit: l, hard: l.Quota, offset: meterHeaderSize + 8*i, intervalUs: l.IntervalUs()}
+		c.toleranceUs = c.Quota * c.intervalUs
+		p.limits = append(p.limits, c)
+		var b [8]byte
+		for _, v := range []int64{c.Quota, c.intervalUs, c.WindowMs} {
+			le.PutUint64(b[:], uint64(v))
+			h.Write(b[:])
+		}
+	}
+	p.fingerprint = h.Sum32()
+	return p, nil
+}
+
+// IntervalUs returns the emission interval T of limit i of a meter, in microseconds (0 for a
+// sliding window).
+func (p *Policy) IntervalUs(i int) int64 { return p.limits[i].intervalUs }
+
+// loadMeter returns a valid meter state for p in dst: a copy of old when it is one, else a fresh
+// (full) meter. A TAT more than two refill times ahead of now (a clock stepped back that far, or
+// a corrupt value) starts afresh rather than locking the key until the clock catches up.
+func (p *Policy) loadMeter(dst, old []byte, now int64) (b []byte, reset bool) {
+	if cap(dst) >= p.size {
+		dst = dst[:p.size]
+	} else {
+		dst = make([]byte, p.size)
+	}
+	if p.validMeter(old, now) {
+		copy(dst, old)
+		return dst, false
+	}
+	clear(dst)
+	dst[0], dst[1], dst[2] = formatVersion, byte(p.strategy), byte(len(p.limits))
+	le.PutUint32(dst[4:], p.fingerprint)
+	return dst, len(old) != 0
+}
+
+func (p *Policy) validMeter(b []byte, now int64) bool {
+	if len(b) != p.size || b[0] != formatVersion || b[1] != byte(p.strategy) || b[2] != byte(len(p.limits)) ||
+		le.Uint32(b[4:]) != p.fingerprint {
+		return false
+	}
+	for _, c := range p.limits {
+		if int64(le.Uint64(b[c.offset:]))-now > 2*c.toleranceUs {
+			return false
+		}
+	}
+	return true
+}
+
+func tatOf(b []byte, c *compiled) int64     { return int64(le.Uint64(b[c.offset:])) }
+func setTat(b []byte, c *compiled, t int64) { le.PutUint64(b[c.offset:], uint64(t)) }
+
+// ceilMs converts a positive duration in microseconds to whole milliseconds, rounding up.
+func ceilMs(us int64) int64 { return max(us+999, 0) / 1000 }
+
+func (p *Policy) decideMeter(dst, old []byte, nowMs, cost int64) ([]byte, Result) {
+	now := nowMs * 1000
+	b, reset := p.loadMeter(dst, old, now)
+	res := Result{Allowed: true, Decider: -1, Reset: reset}
+	for i := range p.limits {
+		c := &p.limits[i]
+		if cost > c.Quota {
+			if res.Reason != ReasonCostExceedsQuota {
+				res.Decider, res.Reason, res.RetryAfterMs = i, ReasonCostExceedsQuota, 0
+			}
+			res.Allowed = false
+			continue
+		}
+		if over := max(tatOf(b, c), now) + cost*c.intervalUs - now - c.toleranceUs; over > 0 {
+			if retry := ceilMs(over); res.Reason != ReasonCostExceedsQuota && (res.Allowed || retry > res.RetryAfterMs) {
+				res.Decider, res.Reason, res.RetryAfterMs = i, ReasonQuotaExhausted, retry
+			}
+			res.Allowed = false
+		}
+	}
+	if res.Allowed {
+		for i := range p.limits {
+			c := &p.limits[i]
+			setTat(b, c, max(tatOf(b, c), now)+cost*c.intervalUs)
+		}
+		res.Changed = true
+	}
+	p.reportMeter(b, now, &res)
+	return b, res
+}
+
+// reportMeter fills Limit, WindowMs, Remaining and ResetAfterMs from the tightest limit: the one
+// with the fewest whole tokens left.
+func (p *Policy) reportMeter(b []byte, now int64, res *Result) {
+	for i := range p.limits {
+		c := &p.limits[i]
+		ahead := max(tatOf(b, c), now) - now
+		left := max(c.toleranceUs-ahead, 0) / c.intervalUs
+		if i > 0 && left >= res.Remaining {
+			continue
+		}
+		res.Limit, res.WindowMs, res.Remaining, res.ResetAfterMs = c.Quota, c.WindowMs, left, ceilMs(ahead)
+	}
+}
+
+// leaseMeter applies a lease to a meter state (see Policy.Lease). Units are charged when they
+// are reserved; unused units given back return at most what would not have refilled since the
+// reservation was made, so that a release never leaves the meter fuller than if the units had
+// never been reserved.
+func (p *Policy) leaseMeter(b []byte, nowMs int64, l Lease) (Grant, bool) {
+	now := nowMs * 1000
+	freed := max(l.Release-l.Used, 0)
+	g := Grant{AtMs: nowMs}
+	room := l.Want
+	for i := range p.limits {
+		c := &p.limits[i]
+		tat := tatOf(b, c)
+		if l.Release > 0 {
+			reserved := min(l.Release, c.Quota) * c.intervalUs
+			give := min(min(freed, c.Quota)*c.intervalUs, max(reserved-(now-l.ReleaseAtMs*1000), 0))
+			tat -= give
+			setTat(b, c, tat)
+		}
+		ahead := max(tat, now) - now
+		avail := max(c.toleranceUs-ahead, 0) / c.intervalUs
+		room = min(room, avail)
+		if avail < 1 {
+			g.RetryAfterMs = max(g.RetryAfterMs, ceilMs(ahead+c.intervalUs-c.toleranceUs))
+		}
+	}
+	g.Units = max(min(l.Want, max(room, freed)), 0)
+	if g.Units > 0 {
+		for i := range p.limits {
+			c := &p.limits[i]
+			setTat(b, c, max(tatOf(b, c), now)+g.Units*c.intervalUs)
+		}
+	}
+	var res Result
+	p.reportMeter(b, now, &res)
+	g.Limit, g.WindowMs, g.Remaining, g.ResetAfterMs = res.Limit, res.WindowMs, res.Remaining, res.ResetAfterMs
+	return g, l.Release > 0 || g.Units > 0
+}
