@@ -44,7 +44,7 @@ type Grant struct {
 // of the reservation that would not have refilled since ReleaseAtMs.
 func (p *Policy) Lease(dst, old []byte, nowMs int64, l Lease) ([]byte, Grant, bool) {
 	if p.strategy.Meter() {
-		b, _ := p.loadMeter(dst, old, nowMs*1000)
+		b, _ := p.loadMeter(dst, old)
 		g, changed := p.leaseMeter(b, nowMs, l)
 		return b, g, changed
 	}

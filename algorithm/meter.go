@@ -40,16 +40,15 @@ func newMeterPolicy(strategy Strategy, limits []Limit) (*Policy, error) {
 // sliding window).
 func (p *Policy) IntervalUs(i int) int64 { return p.limits[i].intervalUs }
 
-// loadMeter returns a valid meter state for p in dst: a copy of old when it is one, else a fresh
-// (full) meter. A TAT more than two refill times ahead of now (a clock stepped back that far, or
-// a corrupt value) starts afresh rather than locking the key until the clock catches up.
-func (p *Policy) loadMeter(dst, old []byte, now int64) (b []byte, reset bool) {
+// loadMeter returns a meter state for p in dst: a copy of old when it is one of p's, else a
+// fresh (full) meter.
+func (p *Policy) loadMeter(dst, old []byte) (b []byte, reset bool) {
 	if cap(dst) >= p.size {
 		dst = dst[:p.size]
 	} else {
 		dst = make([]byte, p.size)
 	}
-	if p.validMeter(old, now) {
+	if p.validMeter(old) {
 		copy(dst, old)
 		return dst, false
 	}
@@ -59,31 +58,36 @@ func (p *Policy) loadMeter(dst, old []byte, now int64) (b []byte, reset bool) {
 	return dst, len(old) != 0
 }
 
-func (p *Policy) validMeter(b []byte, now int64) bool {
-	if len(b) != p.size || b[0] != formatVersion || b[1] != byte(p.strategy) || b[2] != byte(len(p.limits)) ||
-		le.Uint32(b[4:]) != p.fingerprint {
-		return false
-	}
-	for _, c := range p.limits {
-		if int64(le.Uint64(b[c.offset:]))-now > 2*c.toleranceUs {
-			return false
-		}
-	}
-	return true
+func (p *Policy) validMeter(b []byte) bool {
+	return len(b) == p.size && b[0] == formatVersion && b[1] == byte(p.strategy) && b[2] == byte(len(p.limits)) &&
+		le.Uint32(b[4:]) == p.fingerprint
 }
 
 func tatOf(b []byte, c *compiled) int64     { return int64(le.Uint64(b[c.offset:])) }
 func setTat(b []byte, c *compiled, t int64) { le.PutUint64(b[c.offset:], uint64(t)) }
+
+// tatAt returns max(TAT, now) of limit c. A TAT more than two refill times ahead of now (a clock
+// stepped back that far, or garbage) starts the limit afresh rather than locking it until the
+// clock catches up: bad tells.
+func tatAt(b []byte, c *compiled, now int64) (t int64, bad bool) {
+	t = tatOf(b, c)
+	if t-now > 2*c.toleranceUs {
+		return now, true
+	}
+	return max(t, now), false
+}
 
 // ceilMs converts a positive duration in microseconds to whole milliseconds, rounding up.
 func ceilMs(us int64) int64 { return max(us+999, 0) / 1000 }
 
 func (p *Policy) decideMeter(dst, old []byte, nowMs, cost int64) ([]byte, Result) {
 	now := nowMs * 1000
-	b, reset := p.loadMeter(dst, old, now)
-	res := Result{Allowed: true, Decider: -1, Reset: reset}
+	b, reset := p.loadMeter(dst, old)
+	res := Result{Allowed: true, Decider: -1}
 	for i := range p.limits {
 		c := &p.limits[i]
+		t, bad := tatAt(b, c, now)
+		reset = reset || bad
 		if cost > c.Quota {
 			if res.Reason != ReasonCostExceedsQuota {
 				res.Decider, res.Reason, res.RetryAfterMs = i, ReasonCostExceedsQuota, 0
@@ -91,17 +95,19 @@ func (p *Policy) decideMeter(dst, old []byte, nowMs, cost int64) ([]byte, Result
 			res.Allowed = false
 			continue
 		}
-		if over := max(tatOf(b, c), now) + cost*c.intervalUs - now - c.toleranceUs; over > 0 {
+		if over := t + cost*c.intervalUs - now - c.toleranceUs; over > 0 {
 			if retry := ceilMs(over); res.Reason != ReasonCostExceedsQuota && (res.Allowed || retry > res.RetryAfterMs) {
 				res.Decider, res.Reason, res.RetryAfterMs = i, ReasonQuotaExhausted, retry
 			}
 			res.Allowed = false
 		}
 	}
+	res.Reset = reset
 	if res.Allowed {
 		for i := range p.limits {
 			c := &p.limits[i]
-			setTat(b, c, max(tatOf(b, c), now)+cost*c.intervalUs)
+			t, _ := tatAt(b, c, now)
+			setTat(b, c, t+cost*c.intervalUs)
 		}
 		res.Changed = true
 	}
@@ -114,12 +120,12 @@ func (p *Policy) decideMeter(dst, old []byte, nowMs, cost int64) ([]byte, Result
 func (p *Policy) reportMeter(b []byte, now int64, res *Result) {
 	for i := range p.limits {
 		c := &p.limits[i]
-		ahead := max(tatOf(b, c), now) - now
-		left := max(c.toleranceUs-ahead, 0) / c.intervalUs
+		t, _ := tatAt(b, c, now)
+		left := max(c.toleranceUs-(t-now), 0) / c.intervalUs
 		if i > 0 && left >= res.Remaining {
 			continue
 		}
-		res.Limit, res.WindowMs, res.Remaining, res.ResetAfterMs = c.Quota, c.WindowMs, left, ceilMs(ahead)
+		res.Limit, res.WindowMs, res.Remaining, res.ResetAfterMs = c.Quota, c.WindowMs, left, ceilMs(t-now)
 	}
 }
 
@@ -134,26 +140,22 @@ func (p *Policy) leaseMeter(b []byte, nowMs int64, l Lease) (Grant, bool) {
 	room := l.Want
 	for i := range p.limits {
 		c := &p.limits[i]
-		tat := tatOf(b, c)
+		t, _ := tatAt(b, c, now)
 		if l.Release > 0 {
 			reserved := min(l.Release, c.Quota) * c.intervalUs
-			give := min(min(freed, c.Quota)*c.intervalUs, max(reserved-(now-l.ReleaseAtMs*1000), 0))
-			tat -= give
-			setTat(b, c, tat)
+			t = max(t-min(min(freed, c.Quota)*c.intervalUs, max(reserved-(now-l.ReleaseAtMs*1000), 0)), now)
 		}
-		ahead := max(tat, now) - now
-		avail := max(c.toleranceUs-ahead, 0) / c.intervalUs
+		setTat(b, c, t)
+		avail := max(c.toleranceUs-(t-now), 0) / c.intervalUs
 		room = min(room, avail)
 		if avail < 1 {
-			g.RetryAfterMs = max(g.RetryAfterMs, ceilMs(ahead+c.intervalUs-c.toleranceUs))
+			g.RetryAfterMs = max(g.RetryAfterMs, ceilMs(t-now+c.intervalUs-c.toleranceUs))
 		}
 	}
 	g.Units = max(min(l.Want, max(room, freed)), 0)
-	if g.Units > 0 {
-		for i := range p.limits {
-			c := &p.limits[i]
-			setTat(b, c, max(tatOf(b, c), now)+g.Units*c.intervalUs)
-		}
+	for i := range p.limits {
+		c := &p.limits[i]
+		setTat(b, c, tatOf(b, c)+g.Units*c.intervalUs)
 	}
 	var res Result
 	p.reportMeter(b, now, &res)

@@ -15,10 +15,10 @@ func (p *Policy) Refund(dst, old []byte, nowMs, atMs, cost int64) ([]byte, bool)
 	}
 	if p.strategy.Meter() {
 		now := nowMs * 1000
-		if !p.validMeter(old, now) {
+		if !p.validMeter(old) {
 			return old, false
 		}
-		b, _ := p.loadMeter(dst, old, now)
+		b, _ := p.loadMeter(dst, old)
 		changed := false
 		for i := range p.limits {
 			c := &p.limits[i]

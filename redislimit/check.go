@@ -115,8 +115,10 @@ func (a *argv) header(strategies ...algorithm.Strategy) (algorithm.Strategy, int
 		a.fail("strategy %d: want one of %v", st, strategies)
 	}
 	a.integer("fingerprint", 0, math.MaxUint32)
-	return st, int(a.integer("limits", 1, algorithm.MaxLimits))
+	return st, a.limits()
 }
+
+func (a *argv) limits() int { return int(a.integer("limits", 1, algorithm.MaxLimits)) }
 
 // end reads an optional lease tail: 'lease' and six integers.
 func (a *argv) end() {
@@ -173,7 +175,7 @@ func (a *argv) decide() int {
 func (a *argv) meter() int {
 	a.integer("cost", 1, algorithm.MaxQuota)
 	a.clock()
-	_, n := a.header(algorithm.GCRA, algorithm.TokenBucket)
+	n := a.limits() // no strategy or fingerprint: a meter's state has none (FORMAT.md)
 	for range n {
 		if len(a.errs) > 0 {
 			return 0

@@ -64,7 +64,7 @@ func TestCheckRefusesWhatThePluginNeverSends(t *testing.T) {
 	with := func(i int, v string) []string { a := slices.Clone(good); a[i] = v; return a }
 	gcra, _ := algorithm.NewPolicy(algorithm.GCRA, 1, limit(t, 10, 1, 0))
 	meter := ScriptFor(gcra)
-	meterArgs := Args(gcra, Call{Cost: 1, NowMs: -1}) // 1 "" "" 3 fp 1 | T b window
+	meterArgs := Args(gcra, Call{Cost: 1, NowMs: -1}) // 1 "" "" 1 | T b window
 	for _, tc := range []struct {
 		name   string
 		script LuaScript
@@ -86,8 +86,8 @@ func TestCheckRefusesWhatThePluginNeverSends(t *testing.T) {
 		{"lease mode misspelt", decide, append(slices.Clone(good), "leas", "0", "0", "0", "0", "1", "0"), "'lease' and 6 integers follow"},
 		{"a negative lease", decide, append(slices.Clone(good), "lease", "0", "0", "-5", "0", "1", "0"), "used"},
 		{"a meter with a pinned clock", meter, append(slices.Clone(meterArgs[:1]), append([]string{"1700000000000"}, meterArgs[2:]...)...), "Redis's clock"},
-		{"a meter with a sliding window's strategy", meter, append(slices.Clone(meterArgs[:3]), append([]string{"1"}, meterArgs[4:]...)...), "strategy 1"},
-		{"a meter with a zero interval", meter, append(slices.Clone(meterArgs[:6]), "0", meterArgs[7], meterArgs[8]), "interval_us"},
+		{"a meter with seventeen limits", meter, append(slices.Clone(meterArgs[:3]), append([]string{"17"}, meterArgs[4:]...)...), "limits"},
+		{"a meter with a zero interval", meter, append(slices.Clone(meterArgs[:4]), "0", meterArgs[5], meterArgs[6]), "interval_us"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := tc.script.Check(tc.args); err == nil || !strings.Contains(err.Error(), tc.want) {

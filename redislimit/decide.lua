@@ -19,19 +19,22 @@
 -- remaining, reset_after_ms, retry_after_ms (when nothing could be granted), suppression_factor
 -- * 1e6}.
 
+-- Numbers are read by arithmetic on ARGV's strings (cheaper than tonumber), and each limit's
+-- table is built whole (no rehash as fields are added): Redis runs this on every request.
 local now
 if ARGV[3] ~= '' then
-  now = tonumber(ARGV[3])
+  now = ARGV[3] + 0
 else
   local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  now = t[1] * 1000 + math.floor(t[2] / 1000)
 end
-if ARGV[4] ~= '' and now > tonumber(ARGV[4]) then return {-1} end
+if ARGV[4] ~= '' and now > ARGV[4] + 0 then return {-1} end
 
 local REBASE_AFTER = 1073741824 -- 2^30 ms
 local U32 = 4294967295
 local CONT = 4294967295 -- the end field of a continuation record
-local strategy, fingerprint, n = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local HAS_CONT = 2147483648 -- added to the end field of a record a continuation follows
+local strategy, fingerprint, n = ARGV[5] + 0, ARGV[6] + 0, ARGV[7] + 0
 local sup = strategy == 2
 local per, recfmt = 3, '<I4I4'
 if sup then per, recfmt = 5, '<I4I2I2' end
@@ -45,38 +48,44 @@ end
 local L, longest = {}, 0
 for i = 1, n do
   local o = 7 + (i - 1) * per
-  local w, g = tonumber(ARGV[o + 2]), tonumber(ARGV[o + 3])
-  local l = {quota = tonumber(ARGV[o + 1]), window = w, group = g, buckets = math.floor((w + g - 1) / g)}
-  if sup then l.rate, l.hard = tonumber(ARGV[o + 4]), tonumber(ARGV[o + 5]) end
+  local w, g, rate, hard = ARGV[o + 2] + 0, ARGV[o + 3] + 0, 0, 0
+  if sup then rate, hard = ARGV[o + 4] + 0, ARGV[o + 5] + 0 end
+  local l = {quota = ARGV[o + 1] + 0, window = w, group = g, buckets = math.floor((w + g - 1) / g), rate = rate, hard = hard,
+             nb = 0, sa = 0, sd = 0, st = 0, src = '', off = 1, ns = 0, extra = '', nbody = 0, te = false, ta = 0, td = 0, fe = 0}
   if w > longest then longest = w end
   L[i] = l
 end
 
--- rec reads the bucket whose head record is at 0-based index k of l.body: end, a, d and the
--- number of records it takes (2 with a continuation).
+-- A limit's buckets other than the newest are l.nbody records: l.ns of them in the stored
+-- string l.src from byte l.off (read in place, never copied until the state is written back),
+-- then l.extra, the records this call moved out of the newest bucket. The newest bucket is
+-- l.te, l.ta, l.td (end, accepted, denied), nil when the limit has none.
+
+-- word unpacks record k (0-based) of l's body.
+local function word(l, k)
+  if k < l.ns then return struct.unpack(recfmt, l.src, l.off + k * 8) end
+  return struct.unpack(recfmt, l.extra, (k - l.ns) * 8 + 1)
+end
+
+-- rec reads the bucket whose head record is k: end, a, d and the number of records it takes (2
+-- with a continuation).
 local function rec(l, k)
-  local e, a, d = struct.unpack(recfmt, l.body, k * 8 + 1)
-  if sup then
-    if k + 1 < l.nbody then
-      local c, ah, dh = struct.unpack(recfmt, l.body, k * 8 + 9)
-      if c == CONT then return e, a + ah * 65536, d + dh * 65536, 2 end
-    end
-  else
-    d = 0
-  end
-  return e, a, d, 1
+  local e, a, d = word(l, k)
+  if not sup then return e, a, 0, 1 end
+  if e < HAS_CONT then return e, a, d, 1 end
+  local _, ah, dh = word(l, k + 1)
+  return e - HAS_CONT, a + ah * 65536, d + dh * 65536, 2
 end
 
 local function enc(e, a, d)
   if not sup then return struct.pack(recfmt, e, a) end
   if a < 65536 and d < 65536 then return struct.pack(recfmt, e, a, d) end
-  return struct.pack('<I4I2I2I4I2I2', e, a % 65536, d % 65536, CONT, math.floor(a / 65536), math.floor(d / 65536))
+  return struct.pack('<I4I2I2I4I2I2', e + HAS_CONT, a % 65536, d % 65536, CONT, math.floor(a / 65536), math.floor(d / 65536))
 end
 
--- decode fills every limit from the stored state: buckets other than the newest stay packed in
--- l.body (nbody records), the newest is l.te, l.ta, l.td. It returns the state's base and last
--- time, or nil when the state is unusable (absent, corrupt, other limits, or from more than a
--- window in the future).
+-- decode fills every limit from the stored state; it returns the state's base and last time, or
+-- nil when the state is unusable (absent, corrupt, other limits, or from more than a window in
+-- the future).
 local function decode(s)
   if not s or #s < 20 + 16 * n then return nil end
   local ver, strat, count, _, fp, base, last = struct.unpack('<BBBBI4i8I4', s)
@@ -85,10 +94,10 @@ local function decode(s)
   if last - now > longest then return nil end
   local pos = 21 + 16 * n
   for i, l in ipairs(L) do
-    local nb, nr, sa, sd, st = struct.unpack('<I2I2I4I4I4', s, 21 + 16 * (i - 1))
+    local nb, nr, sa, sd, st = struct.unpack('<I2I2I4I4I4', s, 5 + 16 * i)
     if nb > l.buckets or nb > nr or (not sup and nr ~= nb) or nr > 2 * nb or pos + 8 * nr - 1 > #s then return nil end
     l.nb, l.sa, l.sd, l.st = nb, sa, sd, st
-    l.body, l.nbody = string.sub(s, pos, pos + 8 * nr - 1), nr
+    l.src, l.off, l.ns, l.extra, l.nbody = s, pos, nr, '', nr
     pos = pos + 8 * nr
   end
   if pos ~= #s + 1 then return nil end
@@ -101,7 +110,7 @@ local base, last = decode(s)
 if not base then
   if s then reset = 1 end
   base, last = now, now
-  for _, l in ipairs(L) do l.nb, l.sa, l.sd, l.st, l.body, l.nbody = 0, 0, 0, 0, '', 0 end
+  for _, l in ipairs(L) do l.nb, l.sa, l.sd, l.st, l.src, l.off, l.ns, l.extra, l.nbody = 0, 0, 0, 0, '', 1, 0, '', 0 end -- decode may have begun
 end
 if last > now then now = last end -- a clock going backwards counts as no time passing
 
@@ -110,17 +119,20 @@ for _, l in ipairs(L) do
   local k, sa, sd = 0, l.sa, l.sd
   while l.nb > 0 do
     local e, a, d, w = rec(l, k)
-    if now - (base + e) < l.window then break end
+    if now - (base + e) < l.window then
+      l.fe = e -- the oldest live bucket's end, for report
+      break
+    end
     sa, sd, k, l.nb = sa - a, sd - d, k + w, l.nb - 1
   end
   if l.nb == 0 then sa, sd = 0, 0 end
   l.sa, l.sd = clamp(sa), clamp(sd)
-  if k > 0 then l.body, l.nbody = string.sub(l.body, k * 8 + 1), l.nbody - k end
+  l.off, l.ns, l.nbody = l.off + k * 8, l.ns - k, l.nbody - k
   if l.nb > 0 then
     local h = l.nbody - 1
-    if sup and h > 0 and struct.unpack('<I4', l.body, h * 8 + 1) == CONT then h = h - 1 end
+    if sup and h > 0 and word(l, h) == CONT then h = h - 1 end
     l.te, l.ta, l.td = rec(l, h)
-    l.body, l.nbody = string.sub(l.body, 1, h * 8), h
+    l.ns, l.nbody = h, h
   end
 end
 
@@ -135,8 +147,8 @@ if now - base > REBASE_AFTER then
         parts[#parts + 1] = enc(math.max(e - shift, 0), a, d)
         k = k + w
       end
-      l.body = table.concat(parts)
-      if l.te then l.te = math.max(l.te - shift, 0) end
+      l.src, l.off, l.ns, l.extra = table.concat(parts), 1, l.nbody, ''
+      if l.te then l.te, l.fe = math.max(l.te - shift, 0), math.max(l.fe - shift, 0) end
       l.st = math.max(l.st - shift, 0)
     end
     base = now - longest
@@ -147,7 +159,8 @@ end
 local function newbucket(l, t)
   if l.te then
     local r = enc(l.te, l.ta, l.td)
-    l.body, l.nbody = l.body .. r, l.nbody + #r / 8
+    if l.nbody == 0 then l.fe = l.te end
+    l.extra, l.nbody = l.extra .. r, l.nbody + #r / 8
   end
   l.te, l.ta, l.td, l.st, l.nb = t, 0, 0, t, l.nb + 1
 end
@@ -185,7 +198,7 @@ local function suppression_factor(l)
     local k = l.nbody - 1
     while k >= 0 do
       local h = k
-      if struct.unpack('<I4', l.body, k * 8 + 1) == CONT then h = k - 1 end
+      if word(l, k) == CONT then h = k - 1 end
       local e, a, d = rec(l, h)
       if now - (base + e) >= 1000 then break end
       last_second, k = last_second + a + d, h - 1
@@ -204,7 +217,7 @@ local function report()
     if i == 1 or left < remaining then
       limit, window, remaining, reset_after = l.quota, l.window, left, 0
       if l.nbody > 0 then
-        reset_after = math.max(base + rec(l, 0) + l.window - now, 0)
+        reset_after = math.max(base + l.fe + l.window - now, 0)
       elseif l.te then
         reset_after = math.max(base + l.te + l.window - now, 0)
       end
@@ -214,21 +227,22 @@ local function report()
 end
 
 local function save()
-  local head, body = {struct.pack('<BBBBI4i8I4', 2, strategy, n, 0, fingerprint, base, now - base)}, {}
+  local v = {struct.pack('<BBBBI4i8I4', 2, strategy, n, 0, fingerprint, base, now - base)}
   for i, l in ipairs(L) do
     local t = ''
     if l.te then t = enc(l.te, l.ta, l.td) end
-    head[i + 1] = struct.pack('<I2I2I4I4I4', l.nb, l.nbody + #t / 8, l.sa, l.sd, l.st)
-    body[i] = l.body .. t
+    v[i + 1] = struct.pack('<I2I2I4I4I4', l.nb, l.nbody + #t / 8, l.sa, l.sd, l.st)
+    v[n + 3 * i - 1] = string.sub(l.src, l.off, l.off + 8 * l.ns - 1)
+    v[n + 3 * i], v[n + 3 * i + 1] = l.extra, t
   end
-  redis.call('SET', KEYS[1], table.concat(head) .. table.concat(body), 'PX', longest + 1000)
+  redis.call('SET', KEYS[1], table.concat(v), 'PX', longest + 1000)
 end
 
 local lo = 7 + per * n
 if ARGV[lo + 1] == 'lease' then
-  local release, release_at = tonumber(ARGV[lo + 2]), tonumber(ARGV[lo + 3])
-  local used, denied, want = tonumber(ARGV[lo + 4]), tonumber(ARGV[lo + 5]), tonumber(ARGV[lo + 6])
-  local used_at = tonumber(ARGV[lo + 7])
+  local release, release_at = ARGV[lo + 2] + 0, ARGV[lo + 3] + 0
+  local used, denied, want = ARGV[lo + 4] + 0, ARGV[lo + 5] + 0, ARGV[lo + 6] + 0
+  local used_at = ARGV[lo + 7] + 0
   if used_at <= 0 or used_at > now then used_at = now end
   if used_at < base then used_at = base end
   local room, freed, retry, sf = want, math.max(release - used, 0), 0, 0
@@ -242,8 +256,10 @@ if ARGV[lo + 1] == 'lease' then
         if base + e >= release_at then
           local c = math.min(a, release)
           local r = enc(e, a - c, d)
-          l.body = string.sub(l.body, 1, k * 8) .. r .. string.sub(l.body, (k + w) * 8 + 1)
+          local body = string.sub(l.src, l.off, l.off + 8 * l.ns - 1) .. l.extra
+          l.src = string.sub(body, 1, k * 8) .. r .. string.sub(body, (k + w) * 8 + 1)
           l.nbody, l.sa, done = l.nbody - w + #r / 8, clamp(l.sa - c), true
+          l.off, l.ns, l.extra = 1, l.nbody, ''
           break
         end
         k = k + w
@@ -283,7 +299,7 @@ if ARGV[lo + 1] == 'lease' then
 end
 
 -- Reasons: 0 allowed, 1 quota exhausted, 2 cost exceeds quota, 3 hard limit, 4 suppressed.
-local cost, draw = math.max(1, tonumber(ARGV[1])), tonumber(ARGV[2])
+local cost, draw = math.max(1, ARGV[1] + 0), ARGV[2] + 0
 local allowed, decider, reason, retry, sf, suppressed = true, -1, 0, 0, 0, false
 if not sup then
   for i, l in ipairs(L) do

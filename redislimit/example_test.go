@@ -28,7 +28,7 @@ func ExampleScriptFor() {
 	limit, _ := algorithm.NewTokenBucket(0.5, 3) // 3 tokens, one back every 2 s
 	p, _ := algorithm.NewPolicy(algorithm.TokenBucket, 1, limit)
 	args := redislimit.Args(p, redislimit.Call{Cost: 1, NowMs: -1, DeadlineMs: 1_700_000_000_050})
-	fmt.Println(redislimit.ScriptFor(p).Name, args[2], args[6:])
+	fmt.Println(redislimit.ScriptFor(p).Name, args[2], args[4:])
 	_, err := redislimit.Result([]int64{-1})
 	fmt.Println(err == redislimit.ErrDeadlinePassed)
 	// Output:

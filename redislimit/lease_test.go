@@ -111,19 +111,17 @@ func TestLease(t *testing.T) {
 	}
 }
 
-// TestLeasesNeverOvershoot simulates proxies that admit only within their reservations and sync
-// on ticks with answers that arrive later (admissions in flight are charged to the next
-// reservation, which asks for at least what was left). Whatever the traffic, no sliding window
-// holds more admissions than the quota: leases keep the absolute limit exact.
-func TestLeasesNeverOvershoot(t *testing.T) {
+// simulateLeases simulates proxies that admit only within their reservations and sync on ticks
+// with answers that arrive later (admissions in flight are charged to the next reservation,
+// which asks for at least what was left), on one key of p: every proxy changes its rate every
+// 300 ms, from idle to well above the limit, so that reservations sized on the last tick's demand
+// are often wrong. It returns the times of every admission, in order.
+func simulateLeases(t *testing.T, p *algorithm.Policy, key string, seed uint64) []int64 {
 	const (
 		proxies  = 3
 		tick     = 100
-		quota    = 50
-		windowMs = 1000
 		duration = 20_000
 	)
-	p, _ := algorithm.NewPolicy(algorithm.Absolute, 1, limit(t, quota, 1, 50))
 	type proxy struct {
 		reserved, spent, at int64 // the reservation in use and what was admitted against it
 		lastAt              int64 // the time of the last admission
@@ -133,47 +131,53 @@ func TestLeasesNeverOvershoot(t *testing.T) {
 		demand              int64
 		percent             int
 	}
-	for seed := uint64(0); seed < 4; seed++ {
-		rng := rand.New(rand.NewPCG(seed, 7))
-		key := fmt.Sprintf("{fg:sim:%d}:s", seed)
-		rdb.Del(context.Background(), key)
-		ps := make([]*proxy, proxies)
-		for i := range ps {
-			ps[i] = &proxy{}
-		}
-		var admitted []int64 // times of every admission, in order
-		const t0 = int64(1_800_000_000_000)
-		for now := int64(0); now < duration; now++ {
-			for i, px := range ps {
-				if px.inflight && now >= px.answerAt {
-					// What was admitted in flight moves to the new reservation.
-					px.inflight, px.reserved, px.at = false, px.next.Units, px.next.AtMs
-				}
-				// Syncs: every proxy on its own phase; Redis runs the script 0 to 39 ms after the
-				// send and the answer arrives 1 to 40 ms after it.
-				if !px.inflight && (now+int64(i)*37)%tick == 0 {
-					left := px.reserved - px.spent
-					l := Lease{Release: px.reserved, ReleaseAtMs: px.at, Used: px.spent, Want: max(2*px.demand, left), UsedAtMs: t0 + px.lastAt}
-					px.answerAt = now + 1 + rng.Int64N(40)
-					px.next = leaseLua(t, key, p, t0+now+rng.Int64N(px.answerAt-now), l)
-					px.inflight, px.demand = true, 0
-					px.reserved, px.spent = left, 0 // in flight, only what was left may be spent
-				}
-				// Traffic: every proxy changes its rate every 300 ms, from idle to well above the
-				// quota, so that reservations sized on the last tick's demand are often wrong.
-				if now%300 == 0 {
-					px.percent = []int{0, 2, 10, 90}[rng.IntN(4)]
-				}
-				if rng.IntN(100) < px.percent {
-					px.demand++
-					if px.spent+1 <= px.reserved {
-						px.spent++
-						px.lastAt = now
-						admitted = append(admitted, now)
-					}
+	rng := rand.New(rand.NewPCG(seed, 7))
+	rdb.Del(context.Background(), key)
+	ps := make([]*proxy, proxies)
+	for i := range ps {
+		ps[i] = &proxy{}
+	}
+	var admitted []int64
+	const t0 = int64(1_800_000_000_000)
+	for now := int64(0); now < duration; now++ {
+		for i, px := range ps {
+			if px.inflight && now >= px.answerAt {
+				// What was admitted in flight moves to the new reservation.
+				px.inflight, px.reserved, px.at = false, px.next.Units, px.next.AtMs
+			}
+			// Syncs: every proxy on its own phase; Redis runs the script 0 to 39 ms after the
+			// send and the answer arrives 1 to 40 ms after it.
+			if !px.inflight && (now+int64(i)*37)%tick == 0 {
+				left := px.reserved - px.spent
+				l := Lease{Release: px.reserved, ReleaseAtMs: px.at, Used: px.spent, Want: max(2*px.demand, left), UsedAtMs: t0 + px.lastAt}
+				px.answerAt = now + 1 + rng.Int64N(40)
+				px.next = leaseLua(t, key, p, t0+now+rng.Int64N(px.answerAt-now), l)
+				px.inflight, px.demand = true, 0
+				px.reserved, px.spent = left, 0 // in flight, only what was left may be spent
+			}
+			if now%300 == 0 {
+				px.percent = []int{0, 2, 10, 90}[rng.IntN(4)]
+			}
+			if rng.IntN(100) < px.percent {
+				px.demand++
+				if px.spent+1 <= px.reserved {
+					px.spent++
+					px.lastAt = now
+					admitted = append(admitted, now)
 				}
 			}
 		}
+	}
+	return admitted
+}
+
+// TestLeasesNeverOvershoot: whatever the traffic, no sliding window holds more admissions than
+// the quota: leases keep the absolute limit exact.
+func TestLeasesNeverOvershoot(t *testing.T) {
+	const quota, windowMs = 50, 1000
+	p := policy(t, algorithm.Absolute, 1, limit(t, quota, 1, 50))
+	for seed := uint64(0); seed < 4; seed++ {
+		admitted := simulateLeases(t, p, fmt.Sprintf("{fg:sim:%d}:s", seed), seed)
 		worst, j := 0, 0
 		for i, at := range admitted {
 			for admitted[j] <= at-windowMs {
@@ -188,5 +192,31 @@ func TestLeasesNeverOvershoot(t *testing.T) {
 			t.Fatalf("seed %d: at most %d admissions in a window under heavy traffic, quota %d: the leases waste the quota", seed, worst, quota)
 		}
 		t.Logf("seed %d: %d admissions, at most %d in one window (quota %d)", seed, len(admitted), worst, quota)
+	}
+}
+
+// TestMeterLeasesStayWithinTheirBound: with leases, a meter's proxies admit at most
+// burst + (t + D) / T units in any interval t, D being the longest a reserved unit may wait
+// before it is spent (here: its answer's 40 ms, and spent before the next sync, 100 ms later).
+func TestMeterLeasesStayWithinTheirBound(t *testing.T) {
+	const burst, D = 20, 140
+	p := policy(t, algorithm.TokenBucket, 1, bucket(t, 50, burst)) // T = 20 ms
+	T := p.IntervalUs(0) / 1000
+	for seed := uint64(0); seed < 4; seed++ {
+		admitted := simulateLeases(t, p, fmt.Sprintf("{fg:msim:%d}:s", seed), seed)
+		var worst float64
+		for i := range admitted {
+			for j := i; j < len(admitted); j++ {
+				excess := float64(j-i+1) - float64(burst) - float64(admitted[j]-admitted[i])/float64(T)
+				worst = max(worst, excess)
+			}
+		}
+		if worst > float64(D)/float64(T) {
+			t.Fatalf("seed %d: %.1f units above burst + t/T in some interval, bound D/T = %d", seed, worst, D/T)
+		}
+		if len(admitted) < 20_000/int(T)*6/10 {
+			t.Fatalf("seed %d: %d admissions in 20 s at %d ms a unit: the leases waste the meter", seed, len(admitted), T)
+		}
+		t.Logf("seed %d: %d admissions, at most %.1f units above burst + t/T (bound %d)", seed, len(admitted), worst, D/T)
 	}
 }

@@ -27,8 +27,8 @@ var (
 	//go:embed meter.lua
 	meterSource string
 
-	decideScript = LuaScript{Name: "decide", Source: decideSource, SHA: "451c9ec22bf1e2de418214779bee1521f38c3634"}
-	meterScript  = LuaScript{Name: "meter", Source: meterSource, SHA: "15c4e7d5ac510c44c05ce8a43882242a804d8f14"}
+	decideScript = LuaScript{Name: "decide", Source: decideSource, SHA: "10da60bd5380ac1bfdb32cffb708c5d43da8dce4"}
+	meterScript  = LuaScript{Name: "meter", Source: meterSource, SHA: "6c1d9f7a53f8b1fc0a5e33c59947b7d98bc1614e"}
 )
 
 // Scripts lists every script floodgate runs in Redis. The helper runs these and nothing else, so
@@ -103,8 +103,12 @@ func Args(p *algorithm.Policy, c Call) []string {
 	if !meter {
 		out = append(out, strconv.FormatFloat(c.Draw, 'g', -1, 64))
 	}
-	out = append(out, optional(c.NowMs >= 0, c.NowMs), optional(c.DeadlineMs > 0, c.DeadlineMs),
-		strconv.Itoa(int(p.Strategy())), strconv.FormatUint(uint64(p.Fingerprint()), 10), strconv.Itoa(len(limits)))
+	out = append(out, optional(c.NowMs >= 0, c.NowMs), optional(c.DeadlineMs > 0, c.DeadlineMs))
+	if !meter {
+		// A meter's state holds nothing a change of limits would make unreadable (FORMAT.md).
+		out = append(out, strconv.Itoa(int(p.Strategy())), strconv.FormatUint(uint64(p.Fingerprint()), 10))
+	}
+	out = append(out, strconv.Itoa(len(limits)))
 	for i, l := range limits {
 		if meter {
 			out = append(out, strconv.FormatInt(p.IntervalUs(i), 10), strconv.FormatInt(l.Quota, 10), strconv.FormatInt(l.WindowMs, 10))
