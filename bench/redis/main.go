@@ -38,8 +38,8 @@ type options struct {
 
 func defaultOptions() options {
 	return options{
-		cost:    costOptions{clients: 1000, rounds: 3, workers: 8, sampled: 25, cellTime: time.Second},
-		latency: latencyOptions{rounds: 3, concurrency: []int{1, 16}, decisions: 3000, runTime: 1500 * time.Millisecond},
+		cost:    costOptions{clients: 1000, rounds: 5, workers: 8, sampled: 25, cellTime: 700 * time.Millisecond},
+		latency: latencyOptions{rounds: 5, concurrency: []int{1, 16}, decisions: 2000, runTime: time.Second},
 		command: "make bench-redis",
 	}
 }
