@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	pb "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
@@ -35,8 +36,9 @@ var paths = []string{pathHelper, pathRateLimit, pathDirect}
 type latencySample struct {
 	p50, p99 time.Duration
 	perSec   float64
-	// CPU per decision, µs, of the service process (0 for none) and of Redis.
-	serviceCPU, redisCPU float64
+	// CPU per decision, µs, of the client (this process), the service process (0 for none)
+	// and Redis.
+	clientCPU, serviceCPU, redisCPU float64
 }
 
 type latencyKey struct {
@@ -232,14 +234,14 @@ func measure(ctx context.Context, rdb *redis.Client, t pathTarget, concurrency i
 	if err != nil {
 		return latencySample{}, err
 	}
-	serviceBefore := processCPU(t.pid)
+	serviceBefore, clientBefore := processCPU(t.pid), selfCPU()
 	start := time.Now()
 	n, err := run(int64(o.decisions), start.Add(o.runTime), lat)
 	elapsed := time.Since(start)
 	if err != nil {
 		return latencySample{}, err
 	}
-	serviceAfter := processCPU(t.pid)
+	serviceAfter, clientAfter := processCPU(t.pid), selfCPU()
 	redisAfter, err := redisCPU(ctx, rdb)
 	if err != nil {
 		return latencySample{}, err
@@ -250,7 +252,17 @@ func measure(ctx context.Context, rdb *redis.Client, t pathTarget, concurrency i
 	lat = lat[:n]
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	return latencySample{p50: lat[n/2], p99: lat[n*99/100], perSec: float64(n) / elapsed.Seconds(),
-		serviceCPU: (serviceAfter - serviceBefore) * 1e6 / float64(n), redisCPU: (redisAfter - redisBefore) * 1e6 / float64(n)}, nil
+		clientCPU: (clientAfter - clientBefore) * 1e6 / float64(n), serviceCPU: (serviceAfter - serviceBefore) * 1e6 / float64(n),
+		redisCPU: (redisAfter - redisBefore) * 1e6 / float64(n)}, nil
+}
+
+// selfCPU returns this process's user + system CPU time in seconds.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
 // processCPU returns the user + system CPU time of process pid in seconds (0 for pid 0), from
