@@ -6,7 +6,8 @@ package algorithm
 //
 // Sliding windows: the units leave the bucket the admission went into (the oldest live bucket
 // whose latest request is no earlier than atMs), as the hybrid backend's release does; units that
-// already left the window are gone anyway. Meters: every limit's TAT moves back by cost × T,
+// already left the window are gone anyway. The suppressed strategy records the attempt as denied
+// at now instead, since every attempt feeds its perceived rate. Meters: every limit's TAT moves back by cost × T,
 // never below now (a meter is never fuller than full). A state that is not a valid state of p
 // (another key's, other limits) is left alone.
 func (p *Policy) Refund(dst, old []byte, nowMs, atMs, cost int64) ([]byte, bool) {
@@ -38,6 +39,9 @@ func (p *Policy) Refund(dst, old []byte, nowMs, atMs, cost int64) ([]byte, bool)
 		r := st.ring(i)
 		if atMs > now-r.c.WindowMs && r.sumA() > 0 {
 			release(r, base, atMs, cost)
+			if p.strategy == Suppressed {
+				add(r, base, now, cost, true)
+			}
 			changed = true
 		}
 	}

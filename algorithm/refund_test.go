@@ -76,3 +76,15 @@ func TestRefundAfterTheWindowGivesNothing(t *testing.T) {
 		t.Fatal("the refund of an expired admission freed a unit")
 	}
 }
+
+// A suppressed policy keeps a refunded attempt as denied: every attempt feeds its perceived rate.
+func TestRefundKeepsASuppressedAttempt(t *testing.T) {
+	l, _ := PerPeriod(10, 1, 0)
+	p, _ := NewPolicy(Suppressed, 2, l)
+	st, _ := p.Decide(nil, nil, 1000, 1, 0.99)
+	st, _ = p.Refund(nil, st, 1010, 1000, 1)
+	r := state{p: p, b: st}.ring(0)
+	if r.sumA() != 0 || r.sumD() != 1 {
+		t.Fatalf("after the refund: %d accepted, %d denied; want 0 and 1", r.sumA(), r.sumD())
+	}
+}

@@ -30,7 +30,8 @@ type redisBackend struct {
 }
 
 // guardDraw is the draw of the local count: the suppressed strategy never sheds on it (Redis
-// sheds), only its hard quota binds.
+// sheds; the failure mode sheds on the count's suppression factor when Redis cannot), only its
+// hard quota binds.
 var guardDraw = math.Nextafter(1, 0)
 
 func (b *redisBackend) decide(c *call) (outcome, bool) {

@@ -1,10 +1,12 @@
 package plugin
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/floodgate-proxy/floodgate/config"
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/proxytest"
+	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
 )
 
 func newTestBreaker(t *testing.T, failures uint32, cooldownMs int64) *breaker {
@@ -106,5 +108,40 @@ func TestBreakerLostProbeIsReplaced(t *testing.T) {
 	}
 	if b.open(now + 1000 + b.probeTimeoutMs) {
 		t.Fatal("the lost probe was never replaced")
+	}
+}
+
+// While Redis cannot decide, a suppressed redis policy sheds on the proxy's own count as the local
+// strategy would, rather than admitting up to the hard quota.
+func TestRedisFallbackShedsForSuppressed(t *testing.T) {
+	e := newEmulated(t, `{"redis":{"cluster":"c","token":"`+strings.Repeat("k9", 16)+`","breaker":{"failures":1,"cooldown_ms":600000}},
+		"policies":[{"name":"s","key":[{"type":"client_ip"}],"limits":[{"requests":"10/m"}],"strategy":"suppressed","hard_limit_factor":3,"backend":"redis"}]}`)
+	// The first decision's call fails (and the probe's): the breaker opens and every later
+	// decision falls back at once.
+	if err := e.host.SetProperty([]string{"source", "address"}, []byte("10.0.0.1:1")); err != nil {
+		t.Fatal(err)
+	}
+	id := e.host.InitializeHttpContext()
+	if e.host.CallOnRequestHeaders(id, [][2]string{{":path", "/"}}, true) != types.ActionPause {
+		t.Fatal("the first decision did not wait for Redis")
+	}
+	for _, ctx := range []uint32{proxytest.PluginContextID, id} {
+		for _, c := range e.host.GetCalloutAttributesFromContext(ctx) {
+			e.host.CallOnHttpCallResponse(c.CalloutID, [][2]string{{":status", "503"}}, nil, []byte("no healthy upstream"))
+		}
+	}
+	e.host.CompleteHttpContext(id)
+	admitted := 0
+	for i := 0; i < 100; i++ {
+		if s, _, _ := e.Send(t, "10.0.0.1:1", [][2]string{{":path", "/"}}); s == 200 {
+			admitted++
+		}
+	}
+	if e.Metric(t, "floodgate.s.fallbacks") < 100 || e.Metric(t, "floodgate.s.suppressed") == 0 {
+		t.Fatalf("fallbacks %d, suppressed %d: want every decision local, some shed",
+			e.Metric(t, "floodgate.s.fallbacks"), e.Metric(t, "floodgate.s.suppressed"))
+	}
+	if admitted >= 29 {
+		t.Fatalf("%d of 100 admitted locally: the hard quota, not the suppressed strategy, decided", admitted)
 	}
 }

@@ -1,6 +1,9 @@
 package plugin
 
-import "github.com/floodgate-proxy/floodgate/config"
+import (
+	"github.com/floodgate-proxy/floodgate/algorithm"
+	"github.com/floodgate-proxy/floodgate/config"
+)
 
 // unavailable is the answer of failure mode closed.
 var unavailable = &localAnswer{Status: 503, Headers: [][2]string{{"content-type", "text/plain"}},
@@ -17,8 +20,14 @@ func (ps *policyState) failed(c *call, out outcome) (outcome, bool) {
 	switch ps.cfg.FailureMode {
 	case config.FailLocal:
 		res, err := out.local, error(nil)
-		if !out.counted {
+		switch {
+		case !out.counted:
 			res, err = ps.local.decideNow(c.key, c.now, c.cost, c.draw)
+		case res.Allowed && c.draw < res.SuppressionFactor:
+			// The count left shedding to Redis (suppressed): shed here now, as the local
+			// decision would have, and keep the attempt as denied.
+			ps.local.refund(c.key, c.ev.l.opts.NowMs(), c.now, c.cost)
+			res.Allowed, res.Suppressed, res.Reason, res.RetryAfterMs = false, true, algorithm.ReasonSuppressed, res.ResetAfterMs
 		}
 		if err == nil {
 			_ = ps.m.fallbacks.Add(1)

@@ -10,6 +10,10 @@
 // fewer tools.
 //
 // For oci:// URLs the WasmPlugin's sha256 field is the manifest digest, which Digest returns.
+// The image holds the file and constant metadata only (no version, revision or build time), so
+// the digest is a function of the file alone: `make oci` and `make push`, any tag, any machine
+// give the same digest for the same plugin.wasm, and that is the digest to pin. The version
+// lives in the tag.
 package ociwasm
 
 import (
@@ -39,9 +43,11 @@ var wasmMagic = []byte{0x00, 'a', 's', 'm'}
 // ErrNotWasm is returned for bytes that are not a wasm module.
 var ErrNotWasm = errors.New("ociwasm: not a wasm module (no \\0asm magic)")
 
-// Annotations describe the image (OCI image-spec annotation keys).
+// Annotations describe the image (OCI image-spec annotation keys). They are part of the manifest,
+// hence of its digest: keep them constant for a given file (no version, revision or clock), or
+// the same module gets several digests.
 type Annotations struct {
-	Version, Source, Revision string
+	Source string
 	// Created defaults to the Unix epoch, so that the same module gives the same digest.
 	Created time.Time
 }
@@ -113,10 +119,8 @@ func annotations(title string, created time.Time, a Annotations) map[string]stri
 		"org.opencontainers.image.title":   title,
 		"org.opencontainers.image.created": created.Format(time.RFC3339),
 	}
-	for k, v := range map[string]string{"version": a.Version, "source": a.Source, "revision": a.Revision} {
-		if v != "" {
-			ann["org.opencontainers.image."+k] = v
-		}
+	if a.Source != "" {
+		ann["org.opencontainers.image.source"] = a.Source
 	}
 	return ann
 }
