@@ -141,7 +141,7 @@ var rateLimitApproach = approach{name: "envoyproxy/ratelimit (INCRBY + EXPIRE)",
 		key: func(k int) string { return used[k] },
 		decide: func(ctx context.Context, k, _, _ int) (bool, error) {
 			now := time.Now().Unix()
-			key := "bench_remote_address_" + ips[k] + "_" + strconv.FormatInt(now/w.seconds*w.seconds, 10)
+			key := rateLimitDomain(w) + "_remote_address_" + ips[k] + "_" + strconv.FormatInt(now/w.seconds*w.seconds, 10)
 			used[k] = key
 			var incr *redis.IntCmd
 			_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {

@@ -41,12 +41,14 @@ type latencySample struct {
 	clientCPU, serviceCPU, redisCPU float64
 }
 
+// latencyKey names a cell of the latency tables.
 type latencyKey struct {
 	path        string
 	window      string
 	concurrency int
 }
 
+// latencyOptions size the latency runs.
 type latencyOptions struct {
 	rounds      int
 	concurrency []int

@@ -112,34 +112,47 @@ func run(ctx context.Context, o options, progress func(string)) (string, error) 
 	}
 
 	progress("starting the services")
-	token := rand.Text() + rand.Text() // the helper wants at least 32 characters
-	helper, err := startHelper(helperBin, dir, srv.Addr, token)
+	lat, err := measureLatency(ctx, rdb, srv.Addr, helperBin, rateLimitBin, dir, clientIPs(o.cost.clients), o.latency, progress)
 	if err != nil {
 		return "", err
 	}
-	defer helper.stop()
-	rateLimit, err := startRateLimit(rateLimitBin, dir, srv.Addr)
+	env.duration, env.load = time.Since(started), loadAverage()
+	var b strings.Builder
+	writeReport(&b, o, env, cost, lat)
+	return b.String(), nil
+}
+
+// measureLatency starts floodgate's helper and ratelimit's service in front of the Redis at
+// redisAddr and runs the latency rounds for clients ips.
+func measureLatency(ctx context.Context, rdb *redis.Client, redisAddr, helperBin, rateLimitBin, dir string, ips []string,
+	o latencyOptions, progress func(string)) (map[latencyKey][]latencySample, error) {
+	token := rand.Text() + rand.Text() // the helper wants at least 32 characters
+	helper, err := startHelper(helperBin, dir, redisAddr, token)
 	if err != nil {
-		return "", err
+		return nil, err
+	}
+	defer helper.stop()
+	rateLimit, err := startRateLimit(rateLimitBin, dir, redisAddr)
+	if err != nil {
+		return nil, err
 	}
 	defer rateLimit.stop()
 	conn, err := newGRPCConn(rateLimit.addr)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	defer conn.Close()
 	httpClient := newHTTPClient()
 	defer httpClient.CloseIdleConnections()
-	ips := clientIPs(o.cost.clients)
 	targets := map[string]latencyTargets{}
 	for _, w := range windows {
 		calls, err := capture(pluginConfig("per-ip", "absolute", requestsPer(w), token), ips)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		direct, err := directDecider(rdb, calls)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		targets[w.name] = latencyTargets{
 			pathHelper:    {helperDecider(httpClient, helper.addr, calls), helper.cmd.Process.Pid},
@@ -149,18 +162,11 @@ func run(ctx context.Context, o options, progress func(string)) (string, error) 
 	}
 	for _, s := range redislimit.Scripts() { // the plugin's EVAL on NOSCRIPT, done once
 		if err := rdb.ScriptLoad(ctx, s.Source).Err(); err != nil {
-			return "", err
+			return nil, err
 		}
 	}
 	progress("measuring latency")
-	lat, err := runLatency(ctx, rdb, targets, o.latency, progress)
-	if err != nil {
-		return "", err
-	}
-	env.duration = time.Since(started)
-	var b strings.Builder
-	writeReport(&b, o, env, cost, lat)
-	return b.String(), nil
+	return runLatency(ctx, rdb, targets, o, progress)
 }
 
 // allApproaches are the rows of the cost tables.

@@ -22,7 +22,7 @@ type machine struct {
 
 func describeMachine(ctx context.Context, rdb *redis.Client) (machine, error) {
 	m := machine{date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), goVersion: runtime.Version(),
-		cpu: fmt.Sprintf("%d cores", runtime.NumCPU()), memory: "?", load: "?", redisRate: "?", rateLimit: "?"}
+		cpu: fmt.Sprintf("%d cores", runtime.NumCPU()), memory: "?", redisRate: "?", rateLimit: "?"}
 	if model := procField("/proc/cpuinfo", "model name"); model != "" {
 		m.cpu += " (" + model + ")"
 	}
@@ -30,9 +30,6 @@ func describeMachine(ctx context.Context, rdb *redis.Client) (machine, error) {
 		var kb int64
 		fmt.Sscan(mem, &kb)
 		m.memory = fmt.Sprintf("%.0f GiB", float64(kb)/(1<<20))
-	}
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		m.load = strings.Join(strings.Fields(string(b))[:3], " ")
 	}
 	info, err := rdb.Info(ctx, "server").Result()
 	if err != nil {
@@ -49,6 +46,15 @@ func describeMachine(ctx context.Context, rdb *redis.Client) (machine, error) {
 		m.redisRate, m.rateLimit = v[0], v[1]
 	}
 	return m, nil
+}
+
+// loadAverage returns the 1, 5 and 15 minute load averages of /proc/loadavg.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
 
 // procField returns the value of the first "name: value" line of a /proc file.
