@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -106,5 +108,53 @@ func TestRedisFailuresStillLimit(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestRedisLateCallsCountNothing: a call the plugin gave up on still reaches Redis later. With
+// failure mode closed its request was answered 503, so it must not use the key's quota: the
+// script refuses it after its deadline (this proxy's give-up time on Redis's clock). Without the
+// deadline, the 20 late calls ate the quota and only about half of the 20 answered calls passed.
+func TestRedisLateCallsCountNothing(t *testing.T) {
+	helper, _ := helperFor(t)
+	target, _ := url.Parse("http://" + helper)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	const timeout = 200 * time.Millisecond
+	var decisions atomic.Int64
+	late := make(chan struct{}, 64)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if bytes.HasPrefix(body, []byte(`["EVALSHA"`)) && decisions.Add(1)%2 == 0 {
+			time.Sleep(2 * timeout) // the plugin has given up: its request was answered 503
+			defer func() { late <- struct{}{} }()
+		}
+		proxy.ServeHTTP(w, r.WithContext(context.WithoutCancel(r.Context())))
+	}))
+	t.Cleanup(srv.Close)
+	cfg := `{"redis":{"cluster":"floodgate-redis-helper","token":"` + helperToken + `","timeout_ms":` + strconv.Itoa(int(timeout.Milliseconds())) + `,"breaker":{"failures":1000}},
+		"policies":[{"name":"p","key":[{"type":"client_ip"}],"limits":[{"requests":"20/m"}],"backend":"redis","failure_mode":"closed"}]}`
+	h := startHost(t, cfg, 1, withCluster(strings.TrimPrefix(srv.URL, "http://")))
+	admitted, unavailable := 0, 0
+	for i := 0; i < 40; i++ {
+		switch send(t, h, "198.51.100.30:1").status {
+		case 200:
+			admitted++
+		case 503:
+			unavailable++
+		}
+	}
+	for i := 0; i < unavailable; i++ {
+		<-late // every late call has reached Redis
+	}
+	after := send(t, h, "198.51.100.30:1") // answered in time (odd decision)
+	t.Logf("%d admitted, %d answered 503 (their calls reached Redis late), then %d %q", admitted, unavailable, after.status, after.header("ratelimit"))
+	// Requests alternate: answered in time, held. The 40th finds the quota used on this proxy
+	// and is rejected without a call.
+	if unavailable != 19 {
+		t.Fatalf("%d requests answered 503, want the 19 whose calls were held", unavailable)
+	}
+	if admitted != 20 {
+		t.Fatalf("%d of the 20 answered calls admitted, want 20: the late calls used quota", admitted)
 	}
 }

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -47,19 +48,25 @@ func (b *redisBackend) decide(c *call) (outcome, bool) {
 	h1, h2 := keyHashes(c.key)
 	rkey := b.helper.redisKey(b.policy.Name, h1, h2)
 	script := redislimit.ScriptFor(b.policy.Compiled)
-	args := redislimit.Args(b.policy.Compiled, redislimit.Call{Cost: c.cost, Draw: c.draw, NowMs: -1})
+	// A call that reaches Redis after this request gave up on it counts nothing there.
+	deadline := b.helper.clock.deadline(c.now + int64(b.helper.cfg.TimeoutMs))
+	args := redislimit.Args(b.policy.Compiled, redislimit.Call{Cost: c.cost, Draw: c.draw, NowMs: -1, DeadlineMs: deadline})
 	stream := c.ev.stream
 	var send func(body []byte, retried bool) error
 	send = func(body []byte, retried bool) error {
 		return b.helper.post(false, body, b.helper.cfg.TimeoutMs, func(numHeaders, bodySize int) {
-			res, noscript, err := readAnswer(numHeaders, bodySize)
+			res, redisNow, noscript, err := readAnswer(numHeaders, bodySize)
 			if noscript && !retried {
 				if send(command("EVAL", script.Source, rkey, args), true) == nil {
 					return
 				}
 			}
 			now := b.now()
-			b.helper.breaker.record(err == nil, now)
+			if redisNow > 0 {
+				b.helper.clock.observe(redisNow, now)
+			}
+			// Redis answered a call that came too late: the helper works, this request was slow.
+			b.helper.breaker.record(err == nil || errors.Is(err, redislimit.ErrDeadlinePassed), now)
 			if err == nil && !res.Allowed && counted {
 				b.local.refund(c.key, now, c.now, c.cost)
 			}
@@ -76,23 +83,24 @@ func (b *redisBackend) decide(c *call) (outcome, bool) {
 	return outcome{}, true
 }
 
-// readAnswer reads the helper's answer to one decision in the running callback.
-func readAnswer(numHeaders, bodySize int) (res algorithm.Result, noscript bool, err error) {
+// readAnswer reads the helper's answer to one decision in the running callback, with the time on
+// Redis's clock when Redis made it.
+func readAnswer(numHeaders, bodySize int) (res algorithm.Result, redisNow int64, noscript bool, err error) {
 	status, body, err := helperAnswer(numHeaders, bodySize)
 	if err != nil {
-		return res, false, err
+		return res, 0, false, err
 	}
 	answer := gjson.ParseBytes(body)
 	if msg := answer.Get("error"); msg.Exists() {
-		return res, strings.HasPrefix(msg.String(), "NOSCRIPT"), fmt.Errorf("helper answered %s: %s", status, msg.String())
+		return res, 0, strings.HasPrefix(msg.String(), "NOSCRIPT"), fmt.Errorf("helper answered %s: %s", status, msg.String())
 	}
 	if status != "200" {
-		return res, false, fmt.Errorf("helper answered %s", status)
+		return res, 0, false, fmt.Errorf("helper answered %s", status)
 	}
-	ints, ok := resultInts(answer, make([]int64, 0, 11))
+	ints, ok := resultInts(answer, make([]int64, 0, 12))
 	if !ok {
-		return res, false, fmt.Errorf("helper answered %.80q", body)
+		return res, 0, false, fmt.Errorf("helper answered %.80q", body)
 	}
-	res, err = redislimit.Result(ints)
-	return res, false, err
+	res, redisNow, err = redislimit.ResultAt(ints)
+	return res, redisNow, false, err
 }

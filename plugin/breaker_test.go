@@ -145,3 +145,26 @@ func TestRedisFallbackShedsForSuppressed(t *testing.T) {
 		t.Fatalf("%d of 100 admitted locally: the hard quota, not the suppressed strategy, decided", admitted)
 	}
 }
+
+// The bound of Redis's clock never exceeds the true offset, tightens with better answers, and is
+// replaced by a fresh one after a minute.
+func TestRedisClockBoundsTheOffsetFromBelow(t *testing.T) {
+	var c redisClock
+	if c.deadline(1000) != 0 {
+		t.Fatal("a deadline before any answer")
+	}
+	// Redis is 500 ms ahead; answers take 30 ms then 5 ms to come back after Redis stamped them.
+	c.observe(10_500, 10_030)
+	if got := c.deadline(20_000); got != 20_470 {
+		t.Fatalf("deadline %d, want 20470 (offset bounded by 470)", got)
+	}
+	c.observe(11_500, 11_005)
+	c.observe(12_500, 12_090) // a looser bound does not replace a tighter one
+	if got := c.deadline(20_000); got != 20_495 {
+		t.Fatalf("deadline %d, want 20495", got)
+	}
+	c.observe(80_000, 80_100) // Redis's clock stepped back; a minute later the fresh bound wins
+	if got := c.deadline(90_000); got != 89_900 {
+		t.Fatalf("deadline %d, want 89900 after the old bound aged out", got)
+	}
+}

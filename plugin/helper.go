@@ -21,6 +21,35 @@ type helper struct {
 	// pipelineHeaders are those of POST /pipeline.
 	pipelineHeaders [][2]string
 	breaker         *breaker
+	clock           redisClock
+}
+
+// redisClock bounds from below how far Redis's clock is ahead of this VM's, from the decisions'
+// answers: Redis stamped each at some moment between its call's send and its answer, so its
+// time minus the answer's local time is never more than the true offset. The tightest bound of
+// the last minute is kept (clocks drift and step; an older bound is replaced by a fresh one).
+type redisClock struct {
+	lowMs, at int64
+	known     bool
+}
+
+// offsetMaxAgeMs is how long the tightest bound is kept before a fresh one replaces it.
+const offsetMaxAgeMs = 60_000
+
+// observe takes Redis's time of an answer received at local time localNow.
+func (c *redisClock) observe(redisNow, localNow int64) {
+	if b := redisNow - localNow; !c.known || b > c.lowMs || localNow-c.at > offsetMaxAgeMs {
+		c.lowMs, c.at, c.known = b, localNow, true
+	}
+}
+
+// deadline returns local time localMs on Redis's clock, never later than it really is there, or
+// 0 (no deadline) before any answer came.
+func (c *redisClock) deadline(localMs int64) int64 {
+	if !c.known {
+		return 0
+	}
+	return localMs + c.lowMs
 }
 
 func newHelper(cfg *config.Config) (*helper, error) {

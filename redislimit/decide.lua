@@ -12,7 +12,7 @@
 -- ARGV[7]  number of limits
 -- then per limit: quota, window_ms, group_ms, and for suppressed rate (per second), hard quota
 -- Returns {allowed, limit, window_ms, remaining, retry_after_ms, reset_after_ms,
---          suppression_factor * 1e6, suppressed, decider (0-based, -1), reason, reset}
+--          suppression_factor * 1e6, suppressed, decider (0-based, -1), reason, reset, now_ms}
 --
 -- Lease mode (hybrid backend): after the limits, 'lease', release, release_at_ms, used, denied,
 -- want, used_at_ms (see algorithm.Policy.Lease). Returns {granted, now_ms, limit, window_ms,
@@ -353,4 +353,4 @@ if allowed or sup then save() end
 local a, su = 0, 0
 if allowed then a = 1 end
 if suppressed then su = 1 end
-return {a, limit, window, remaining, retry, reset_after, math.floor(sf * 1000000 + 0.5), su, decider, reason, reset}
+return {a, limit, window, remaining, retry, reset_after, math.floor(sf * 1000000 + 0.5), su, decider, reason, reset, now}

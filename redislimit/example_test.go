@@ -15,11 +15,12 @@ func ExampleArgs() {
 	script := redislimit.ScriptFor(p)
 	args := redislimit.Args(p, redislimit.Call{Cost: 1, Draw: 0.5, NowMs: -1}) // NowMs -1: Redis's clock
 	fmt.Printf("%s: cost %s draw %s strategy %s limits %s quota %s window %s\n", script.Name, args[0], args[1], args[4], args[6], args[7], args[8])
-	res, _ := redislimit.Result([]int64{1, 100, 60000, 99, 0, 60000, 0, 0, -1, 0, 0})
-	fmt.Println(res.Allowed, res.Remaining)
+	// The answer ends with Redis's clock, which bounds the offset of the caller's.
+	res, redisNow, _ := redislimit.ResultAt([]int64{1, 100, 60000, 99, 0, 60000, 0, 0, -1, 0, 0, 1_700_000_000_007})
+	fmt.Println(res.Allowed, res.Remaining, redisNow)
 	// Output:
 	// decide: cost 1 draw 0.5 strategy 1 limits 1 quota 100 window 60000
-	// true 99
+	// true 99 1700000000007
 }
 
 // A meter (gcra, token_bucket) has a script of its own, with the emission interval and the burst

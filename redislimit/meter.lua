@@ -10,7 +10,7 @@
 -- ARGV[3]  deadline in ms of Redis time, or "": past it the script changes nothing, answers {-1}
 -- ARGV[4]  number of limits, then per limit: emission interval T (µs), burst b, window_ms
 -- Returns {allowed, limit, window_ms, remaining, retry_after_ms, reset_after_ms, 0, 0,
---          decider (0-based, -1), reason, reset}
+--          decider (0-based, -1), reason, reset, now_ms}
 --
 -- Lease mode (hybrid backend): after the limits, 'lease', release, release_at_ms, used, denied,
 -- want, used_at_ms. Units are charged when reserved, so used and denied change nothing; the
@@ -113,4 +113,4 @@ for i = 1, n do
   end
 end
 if allowed == 1 then redis.call('SET', KEYS[1], v, 'PX', math.floor((ahead + 999) / 1000)) end
-return {allowed, limit, window, remaining, retry, reset_after, 0, 0, decider, reason, reset}
+return {allowed, limit, window, remaining, retry, reset_after, 0, 0, decider, reason, reset, now_ms}

@@ -27,8 +27,8 @@ var (
 	//go:embed meter.lua
 	meterSource string
 
-	decideScript = LuaScript{Name: "decide", Source: decideSource, SHA: "10da60bd5380ac1bfdb32cffb708c5d43da8dce4"}
-	meterScript  = LuaScript{Name: "meter", Source: meterSource, SHA: "6c1d9f7a53f8b1fc0a5e33c59947b7d98bc1614e"}
+	decideScript = LuaScript{Name: "decide", Source: decideSource, SHA: "c151c2a716413b15f6478987b4e3ca4e84cd0654"}
+	meterScript  = LuaScript{Name: "meter", Source: meterSource, SHA: "d6df7dd19bd4d24255364085cb43b336344cf001"}
 )
 
 // Scripts lists every script floodgate runs in Redis. The helper runs these and nothing else, so
@@ -75,6 +75,7 @@ const (
 	ansDecider
 	ansReason
 	ansReset
+	ansNowMs // Redis's clock when it decided
 	answerLen
 )
 
@@ -131,11 +132,18 @@ func optional(set bool, v int64) string {
 
 // Result reads a decision's answer.
 func Result(v []int64) (algorithm.Result, error) {
+	res, _, err := ResultAt(v)
+	return res, err
+}
+
+// ResultAt reads a decision's answer and the time on Redis's clock when Redis made it, from
+// which a caller bounds the offset between its clock and Redis's (see Call.DeadlineMs).
+func ResultAt(v []int64) (res algorithm.Result, redisNowMs int64, err error) {
 	if len(v) == 1 && v[0] == deadlinePassed {
-		return algorithm.Result{}, ErrDeadlinePassed
+		return algorithm.Result{}, 0, ErrDeadlinePassed
 	}
 	if len(v) != answerLen {
-		return algorithm.Result{}, fmt.Errorf("redislimit: answer of %d values, want %d", len(v), answerLen)
+		return algorithm.Result{}, 0, fmt.Errorf("redislimit: answer of %d values, want %d", len(v), answerLen)
 	}
 	return algorithm.Result{
 		Allowed: v[ansAllowed] == 1, Limit: v[ansLimit], WindowMs: v[ansWindowMs], Remaining: v[ansRemaining],
@@ -143,7 +151,7 @@ func Result(v []int64) (algorithm.Result, error) {
 		SuppressionFactor: float64(v[ansSuppressionFactor]) / 1e6, Suppressed: v[ansSuppressed] == 1,
 		Decider: int(v[ansDecider]), Reason: algorithm.Reason(v[ansReason]),
 		Reset: v[ansReset] == 1, // Changed is a local-store notion: the script writes what it must itself
-	}, nil
+	}, v[ansNowMs], nil
 }
 
 // Lease is what a proxy of the hybrid backend sends for one key at a sync. Times are on
