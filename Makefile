@@ -5,13 +5,15 @@
 #   make test   vet, format check, unit tests, native plugin tests and wasm end-to-end tests
 #   make bench  per-request cost of the plugin against a no-op plugin, in the same host
 #   make test-istio  Istio's own code on deploy/istio and on the OCI image (own module; CI runs it)
+#   make bench-redis  floodgate's Redis decisions against go-redis/redis_rate and
+#               envoyproxy/ratelimit (bench/redis, its own module); rewrites its BENCHMARKS.md section
 
 GO        ?= go
 WASM_ENV  := GOOS=wasip1 GOARCH=wasm
 PLUGIN    := plugin.wasm
 NOOP      := build/noop.wasm
 
-.PHONY: all build noop run test test-istio check deps bench oci push clean
+.PHONY: all build noop run test test-istio test-bench-redis check deps bench bench-redis oci push clean
 
 # The image tag. The image digest does not depend on it (nor on the command): one plugin.wasm,
 # one digest, printed by both `make oci` and `make push`.
@@ -23,7 +25,7 @@ all: build
 build: $(PLUGIN)
 
 # The plugin is rebuilt whenever any Go file or the module files change.
-$(PLUGIN): go.mod go.sum $(shell find . -name '*.go' -not -path './e2e/*' -not -path './deploy/*' 2>/dev/null)
+$(PLUGIN): go.mod go.sum $(shell find . -name '*.go' -not -path './e2e/*' -not -path './deploy/*' -not -path './bench/*' 2>/dev/null)
 	$(WASM_ENV) $(GO) build -buildmode=c-shared -trimpath -o $@ ./cmd/floodgate
 
 noop: $(NOOP)
@@ -57,6 +59,11 @@ test: deps check $(PLUGIN) $(NOOP)
 	FLOODGATE_WASM=$(CURDIR)/$(PLUGIN) FLOODGATE_NOOP_WASM=$(CURDIR)/$(NOOP) $(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -race ./algorithm/ ./config/ ./store/ ./plugin/ ./internal/...
 
+# bench/redis is a module of its own (redis_rate and envoyproxy/ratelimit stay out of go.mod): a
+# short run of the whole harness proves it works. CI runs it; a cold build of ratelimit takes 1-2 min.
+test-bench-redis: deps
+	cd bench/redis && $(GO) vet ./... && $(GO) test -count=1 ./...
+
 # deploy/istio/istiotest is a module of its own (istio.io/istio is far too heavy for go.mod): cold,
 # about 11 CPU-minutes of compiling (23 min on a busy 2-core machine); warm, under a minute.
 # make test leaves it out; .ci/run runs it. See docs/istio-tests.md.
@@ -68,6 +75,11 @@ test-istio: $(PLUGIN)
 
 bench: $(PLUGIN) $(NOOP)
 	FLOODGATE_WASM=$(CURDIR)/$(PLUGIN) FLOODGATE_NOOP_WASM=$(CURDIR)/$(NOOP) $(GO) test -run '^$$' -bench . -benchmem ./algorithm/ ./store/ ./e2e/
+
+# About four minutes on 2 cores (plus a first build of envoyproxy/ratelimit); BENCH_REDIS_FLAGS
+# resizes it (see cd bench/redis && go run . -h).
+bench-redis: deps
+	cd bench/redis && $(GO) run . -update ../../BENCHMARKS.md $(BENCH_REDIS_FLAGS)
 
 # OCI image for Istio's WasmPlugin (no Docker): an image layout in build/oci, or a push.
 HELPER := build/redis-helper
