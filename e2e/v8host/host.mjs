@@ -18,7 +18,6 @@
 // Run it with Envoy's V8 flags (envoyV8Flags below); http calls answer BadArgument (no cluster)
 // and ticks are recorded, not fired.
 import { randomFillSync } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 
 // envoyV8Flags are the V8 settings proxy-wasm-cpp-host applies (src/v8/v8.cc, engine():
 // v8_flags.liftoff = false, i.e. TurboFan only, and wasm_max_mem_pages =
@@ -105,16 +104,14 @@ class Trap extends Error {}
 export class Proxy {
   // opts: module (WebAssembly.Module), pluginConfig and vmConfig (strings), vms (default 2),
   // vmId, rootId, pluginName, env (object), shared (SharedData, to share it between proxies),
-  // clock (Clock), timing (measure time inside exports and imports), record (keep each VM's
-  // calls).
+  // clock (Clock), record (keep each VM's calls).
   constructor(opts) {
     this.opts = opts;
     this.shared = opts.shared ?? new SharedData();
     this.clock = opts.clock ?? new Clock();
     this.metrics = new Map(); // name -> {kind, value}
     this.logs = [];
-    this.importCalls = new Map();
-    this.timing = opts.timing ? { exportMs: 0, importMs: 0, exports: 0, imports: 0 } : null;
+    this.importCalls = new Map(); // "module.name" -> calls, over every VM
     checkImports(opts.module);
     const canary = new VM(this, -1);
     const ok = canary.start();
@@ -198,22 +195,15 @@ class VM {
     this.call('_initialize');
   }
 
-  // wrap makes a host function an import: counted, checked against the allocator restriction,
-  // and timed when the proxy measures.
+  // wrap makes a host function an import: counted and checked against the allocator restriction.
   wrap(full, fn) {
-    const proxy = this.proxy, counts = proxy.importCalls;
+    const counts = this.proxy.importCalls;
     counts.set(full, counts.get(full) ?? 0);
     const restricted = !allowedInAlloc.has(full);
-    const plain = (...args) => {
+    return (...args) => {
       counts.set(full, counts.get(full) + 1);
       if (restricted && this.inAlloc) throw new Trap(`restricted_callback: ${full} called during the allocator call`);
       return fn(this, ...args);
-    };
-    const t = proxy.timing;
-    if (!t) return plain;
-    return (...args) => {
-      const start = performance.now();
-      try { return plain(...args); } finally { t.importMs += performance.now() - start; t.imports++; }
     };
   }
 
@@ -223,8 +213,6 @@ class VM {
     const fn = this.exports[name];
     if (!fn) return 0;
     if (this.calls) this.calls.push(`${name}[${args.join(' ')}]`);
-    const t = this.proxy.timing;
-    const start = t ? performance.now() : 0;
     try {
       const r = fn(...args);
       return r === undefined ? 0 : Number(r);
@@ -232,8 +220,6 @@ class VM {
       this.failed = new Error(`${name}: ${e.message}`);
       this.proxy.log(this.index, 5, `vm failed: ${this.failed.message}`);
       throw this.failed;
-    } finally {
-      if (t) { t.exportMs += performance.now() - start; t.exports++; }
     }
   }
 
@@ -253,24 +239,39 @@ class VM {
     return new Stream(this, p);
   }
 
-  bytes() { return new Uint8Array(this.memory.buffer); }
-  view() { return new DataView(this.memory.buffer); }
+  // bytes and view see the linear memory; a memory.grow replaces its buffer, so they are
+  // renewed when it changed.
+  bytes() { this.refresh(); return this.u8; }
+  view() { this.refresh(); return this.dv; }
+  refresh() {
+    if (this.buf !== this.memory.buffer) {
+      this.buf = this.memory.buffer;
+      this.u8 = new Uint8Array(this.buf);
+      this.dv = new DataView(this.buf);
+    }
+  }
 
   read(ptr, size) {
     const b = this.bytes();
     if (ptr + size > b.length) return null;
     return b.slice(ptr, ptr + size);
   }
-  readString(ptr, size) { const b = this.read(ptr, size); return b && dec.decode(b); }
+  readString(ptr, size) {
+    const b = this.bytes();
+    if (ptr + size > b.length) return null;
+    return dec.decode(b.subarray(ptr, ptr + size));
+  }
 
   u32(ptr, val) {
-    if (ptr + 4 > this.memory.buffer.byteLength) return INVALID_MEMORY;
-    this.view().setUint32(ptr, val, true);
+    const dv = this.view();
+    if (ptr + 4 > dv.byteLength) return INVALID_MEMORY;
+    dv.setUint32(ptr, val, true);
     return OK;
   }
   u64(ptr, val) {
-    if (ptr + 8 > this.memory.buffer.byteLength) return INVALID_MEMORY;
-    this.view().setBigUint64(ptr, BigInt.asUintN(64, val), true);
+    const dv = this.view();
+    if (ptr + 8 > dv.byteLength) return INVALID_MEMORY;
+    dv.setBigUint64(ptr, BigInt.asUintN(64, val), true);
     return OK;
   }
 
@@ -337,13 +338,15 @@ class Stream {
   }
 }
 
+// headerMap returns the header list of map type for the running callback (an array, changed in
+// place) and a setter that replaces it, or null.
 function headerMap(vm, type) {
   const s = vm.active();
   if (!s) return null;
   switch (type) {
-    case 0: return { get: () => s.req, set: (m) => { s.req = m; } };
-    case 2: return { get: () => s.resp, set: (m) => { s.resp = m; } };
-    case 1: case 3: return { get: () => [], set: () => {} }; // trailers: none in these requests
+    case 0: return { list: s.req, set: (m) => { s.req = m; } };
+    case 2: return { list: s.resp, set: (m) => { s.resp = m; } };
+    case 1: case 3: return { list: [], set: () => {} }; // trailers: none in these requests
   }
   return null; // http-call maps: this host makes no http calls
 }
@@ -376,7 +379,7 @@ const envFunctions = {
   proxy_set_buffer_bytes: () => NOT_FOUND,
   proxy_get_header_map_pairs(vm, type, ptrPtr, sizePtr) {
     const m = headerMap(vm, type);
-    return m ? vm.writeOut(encodeMap(m.get()), ptrPtr, sizePtr) : NOT_FOUND;
+    return m ? vm.writeOut(encodeMap(m.list), ptrPtr, sizePtr) : NOT_FOUND;
   },
   proxy_set_header_map_pairs(vm, type, ptr, size) {
     const m = headerMap(vm, type);
@@ -393,7 +396,8 @@ const envFunctions = {
     if (!m) return NOT_FOUND;
     const key = vm.readString(kp, ks);
     if (key === null) return INVALID_MEMORY;
-    const kv = m.get().find(([k]) => k === key.toLowerCase());
+    const lk = key.toLowerCase();
+    const kv = m.list.find(([k]) => k === lk);
     return kv ? vm.writeOut(enc.encode(kv[1]), ptrPtr, sizePtr) : NOT_FOUND;
   },
   proxy_add_header_map_value(vm, type, kp, ks, vp, vs) {
@@ -401,7 +405,7 @@ const envFunctions = {
     if (!m) return NOT_FOUND;
     const key = vm.readString(kp, ks), val = vm.readString(vp, vs);
     if (key === null || val === null) return INVALID_MEMORY;
-    m.set([...m.get(), [key.toLowerCase(), val]]);
+    m.list.push([key.toLowerCase(), val]);
     return OK;
   },
   proxy_replace_header_map_value(vm, type, kp, ks, vp, vs) {
@@ -409,7 +413,7 @@ const envFunctions = {
     if (!m) return NOT_FOUND;
     const key = vm.readString(kp, ks)?.toLowerCase(), val = vm.readString(vp, vs);
     if (key === undefined || val === null) return INVALID_MEMORY;
-    m.set([...m.get().filter(([k]) => k !== key), [key, val]]);
+    m.set([...m.list.filter(([k]) => k !== key), [key, val]]);
     return OK;
   },
   proxy_remove_header_map_value(vm, type, kp, ks) {
@@ -417,7 +421,7 @@ const envFunctions = {
     if (!m) return NOT_FOUND;
     const key = vm.readString(kp, ks);
     if (key === null) return INVALID_MEMORY;
-    m.set(m.get().filter(([k]) => k !== key.toLowerCase()));
+    m.set(m.list.filter(([k]) => k !== key.toLowerCase()));
     return OK;
   },
   proxy_get_property(vm, pp, ps, ptrPtr, sizePtr) {
