@@ -169,7 +169,9 @@ func run(o options) (string, error) {
 	}
 
 	w("\n### Targets (issue 15)\n\n| target | measured | met |\n| --- | --- | --- |\n")
-	target := func(what, measured string, ok bool) { w("| %s | %s | %s |\n", what, measured, map[bool]string{true: "yes", false: "no"}[ok]) }
+	target := func(what, measured string, ok bool) {
+		w("| %s | %s | %s |\n", what, measured, map[bool]string{true: "yes", false: "no"}[ok])
+	}
 	ps := sizes["plugin.wasm"]
 	target("plugin.wasm at most 2.5 MB", fmt.Sprintf("%.2f MB", float64(ps.total)/1e6), ps.total <= 2500000)
 	if o.baseline != "" {
