@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/floodgate-proxy/floodgate/e2e/envoyhost"
@@ -30,7 +31,8 @@ func source(i int) string { return fmt.Sprintf("10.0.%d.%d:1234", (i>>8)&255, i&
 
 // round is one case's figures in one round.
 type round struct {
-	NS                float64 `json:"ns"`
+	NS                float64 `json:"ns"`     // wall time
+	CPUNS             float64 `json:"cpu_ns"` // CPU time of the whole process
 	GuestNS           float64 `json:"guest_ns"`
 	ImportsPerRequest float64 `json:"imports_per_request"`
 	MemoryBytes       float64 `json:"memory_bytes"`
@@ -83,12 +85,13 @@ func wazeroRounds(cases []benchCase, rounds, warmup, n int) ([]caseRounds, error
 				return nil, err
 			}
 			err = drive(h, c, warmup)
-			start := time.Now()
+			start, cpu := time.Now(), cpuTime()
 			if err == nil {
 				err = drive(h, c, n)
 			}
 			ns := float64(time.Since(start).Nanoseconds()) / float64(n)
-			out[i].Rounds = append(out[i].Rounds, round{NS: ns, MemoryBytes: float64(h.MemoryBytes(0))})
+			cpuNS := float64((cpuTime() - cpu).Nanoseconds()) / float64(n)
+			out[i].Rounds = append(out[i].Rounds, round{NS: ns, CPUNS: cpuNS, MemoryBytes: float64(h.MemoryBytes(0))})
 			h.Close(context.Background())
 			if err != nil {
 				return nil, err
@@ -96,6 +99,16 @@ func wazeroRounds(cases []benchCase, rounds, warmup, n int) ([]caseRounds, error
 		}
 	}
 	return out, nil
+}
+
+// cpuTime is the CPU time this process used so far (every thread: the VM's goroutine, the
+// caller's, the collector's).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // wazeroMemory returns the linear memory of one worker VM after n requests over keys clients.
@@ -151,24 +164,27 @@ func v8Memory(v8host string, c benchCase, n int) (float64, error) {
 	return res.MemoryBytes, node(v8host, map[string]any{"mode": "memory", "case": c, "requests": n, "keys": c.Keys}, &res)
 }
 
-// compileTimes is one module's compile figures in V8, in ms.
-type compileTimes struct{ eager, lazy []float64 }
+// compileTimes is one module's compile figures in V8, in ms, one per node process.
+type compileTimes struct{ eager, eagerCPU, lazy, lazyCPU []float64 }
 
 // v8Compile measures, each in a fresh node process, new WebAssembly.Module compiled eagerly with
 // TurboFan (--no-wasm-lazy-compilation) and, with V8's default lazy compilation, the time until
-// the canary VM is configured.
-func v8Compile(v8host, wasm, config string) (eager, lazy float64, err error) {
+// the canary VM is configured; wall and CPU time of each.
+func v8Compile(v8host, wasm, config string, into *compileTimes) error {
 	var res struct {
-		ModuleMS  float64 `json:"module_ms"`
-		FirstVMMS float64 `json:"first_vm_ms"`
+		ModuleMS     float64 `json:"module_ms"`
+		ModuleCPUMS  float64 `json:"module_cpu_ms"`
+		FirstVMMS    float64 `json:"first_vm_ms"`
+		FirstVMCPUMS float64 `json:"first_vm_cpu_ms"`
 	}
 	job := map[string]any{"mode": "compile", "wasm": wasm, "config": config}
 	if err := node(v8host, job, &res, "--no-wasm-lazy-compilation"); err != nil {
-		return 0, 0, err
+		return err
 	}
-	eager = res.ModuleMS
+	into.eager, into.eagerCPU = append(into.eager, res.ModuleMS), append(into.eagerCPU, res.ModuleCPUMS)
 	if err := node(v8host, job, &res); err != nil {
-		return 0, 0, err
+		return err
 	}
-	return eager, res.FirstVMMS, nil
+	into.lazy, into.lazyCPU = append(into.lazy, res.FirstVMMS), append(into.lazyCPU, res.FirstVMCPUMS)
+	return nil
 }
