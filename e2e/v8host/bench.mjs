@@ -5,20 +5,22 @@
 //
 // Jobs:
 //   {"mode": "requests", "rounds", "requests", "warmup", "cases": [{"name", "wasm", "config",
-//    "keys", "headers"}]}: interleaved rounds; in each round every case runs in a fresh proxy of
-//    one VM: warm-up, then `requests` timed requests (wall and CPU ns per request), then as many
-//    again under V8's sampling profiler, which splits the time between the guest (samples in
-//    wasm functions: the time inside exported calls minus the time in imports) and the host.
-//    Timing every call instead would not do: reading a clock costs 0.1 to 0.7 µs here, as much as
-//    a callback.
-//   {"mode": "memory", "case", "requests", "keys"}: the VM's linear memory after the requests.
+//    "keys", "headers", "env"}]}: interleaved rounds; in each round every case runs in a fresh proxy of
+//    one VM: warm-up, then `requests` requests (wall and CPU ns per request); then as many in a
+//    proxy that times every exported call and import (guest time: inside exports minus inside
+//    imports, less the timing's own cost, see Timing in host.mjs; its share of that run, applied
+//    to the first run's CPU time); then as many under V8's
+//    sampling profiler, for where the guest's time goes by function (on a busy machine the
+//    sampler misses samples: a rough picture, not a measure).
+//   {"mode": "memory", "case", "requests", "keys"}: the VM's linear memory after the requests, and
+//    the CPU ns they took each.
 //   {"mode": "compile", "wasm", "config"}: milliseconds (wall and CPU) of new WebAssembly.Module
 //    (eager when node runs with --no-wasm-lazy-compilation), and until the canary VM is
 //    configured.
 import fs from 'node:fs';
 import inspector from 'node:inspector';
 import { performance } from 'node:perf_hooks';
-import { Proxy, checkFlags } from './host.mjs';
+import { Proxy, Timing, checkFlags } from './host.mjs';
 
 checkFlags();
 const job = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
@@ -33,8 +35,8 @@ function sources(n) {
   return Array.from({ length: n }, (_, i) => `10.0.${(i >> 8) & 255}.${i & 255}:1234`);
 }
 
-function proxyFor(c) {
-  return new Proxy({ module: moduleOf(c.wasm), pluginConfig: c.config, vms: 1, vmId: 'floodgate', rootId: 'floodgate' });
+function proxyFor(c, timing = false) {
+  return new Proxy({ module: moduleOf(c.wasm), pluginConfig: c.config, vms: 1, vmId: 'floodgate', rootId: 'floodgate', env: c.env, timing });
 }
 
 function drive(proxy, src, headers, n) {
@@ -54,26 +56,26 @@ function post(method, params) {
 post('Profiler.enable');
 post('Profiler.setSamplingInterval', { interval: 50 }); // µs
 
-// profiled runs f under the sampling profiler and returns the µs spent in wasm functions (by
-// function) and elsewhere.
+// profiled runs f under the sampling profiler and returns the share of the samples each wasm
+// function had.
 function profiled(f) {
   post('Profiler.start');
   f();
   const { profile } = post('Profiler.stop');
   const nodes = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
   const byFunction = new Map();
-  let guest = 0, host = 0;
+  let total = 0;
   profile.samples.forEach((id, i) => {
     const frame = nodes.get(id), dt = profile.timeDeltas[i] ?? 0;
-    if (frame.url.startsWith('wasm://')) {
-      guest += dt;
-      byFunction.set(frame.functionName, (byFunction.get(frame.functionName) ?? 0) + dt);
-    } else {
-      host += dt;
-    }
+    total += dt;
+    if (frame.url.startsWith('wasm://')) byFunction.set(frame.functionName, (byFunction.get(frame.functionName) ?? 0) + dt);
   });
-  return { guest, host, byFunction };
+  for (const [fn, dt] of byFunction) byFunction.set(fn, dt / total);
+  return byFunction;
 }
+
+const calibration = new Timing();
+calibration.calibrate();
 
 function requests() {
   const out = job.cases.map((c) => ({ name: c.name, rounds: [], guest_by_function: {} }));
@@ -88,32 +90,44 @@ function requests() {
       const used = process.cpuUsage(cpu);
       const cpuNs = ((used.user + used.system) * 1e3) / job.requests;
 
+      const timed = proxyFor(c, true);
+      drive(timed, src, c.headers, job.warmup);
+      const t = timed.timing;
+      t.reset();
+      t.overhead = calibration.overhead;
+      const timedStart = performance.now();
+      drive(timed, src, c.headers, job.requests);
+      // The guest's share of the timed run's wall time, applied to the plain run's CPU time: on a
+      // busy machine the process is also preempted inside the guest, about as much as elsewhere.
+      const guestShare = t.guestMs() / (performance.now() - timedStart);
+
       const sampled = proxyFor(c);
       drive(sampled, src, c.headers, job.warmup);
-      const calls = [...sampled.importCalls.values()].reduce((a, b) => a + b, 0);
-      const p = profiled(() => drive(sampled, src, c.headers, job.requests));
-      const total = p.guest + p.host;
+      const shares = profiled(() => drive(sampled, src, c.headers, job.requests));
+      const guestNs = guestShare * cpuNs;
       out[i].rounds.push({
         ns,
         cpu_ns: cpuNs,
-        // the guest's share of the profiled run, applied to the unprofiled CPU time
-        guest_ns: (cpuNs * p.guest) / total,
-        imports_per_request: ([...sampled.importCalls.values()].reduce((a, b) => a + b, 0) - calls) / job.requests,
+        guest_ns: guestNs,
+        imports_per_request: t.imports / job.requests,
         memory_bytes: plain.vms[0].memory.buffer.byteLength,
       });
-      for (const [fn, us] of p.byFunction) {
-        out[i].guest_by_function[fn] = (out[i].guest_by_function[fn] ?? 0) + (us * 1000) / job.requests / job.rounds;
+      // Each function's share of the samples, as ns of this round's CPU time per request.
+      for (const [fn, share] of shares) {
+        out[i].guest_by_function[fn] = (out[i].guest_by_function[fn] ?? 0) + (share * cpuNs) / job.rounds;
       }
     });
   }
-  return { cases: out };
+  return { cases: out, timing_overhead_ns: { call: calibration.overhead.call * 1e6, import: calibration.overhead.import * 1e6 } };
 }
 
 function memory() {
   const c = job.case;
   const p = proxyFor(c);
+  const cpu = process.cpuUsage();
   drive(p, sources(job.keys), c.headers, job.requests);
-  return { memory_bytes: p.vms[0].memory.buffer.byteLength };
+  const used = process.cpuUsage(cpu);
+  return { memory_bytes: p.vms[0].memory.buffer.byteLength, cpu_ns: ((used.user + used.system) * 1e3) / job.requests };
 }
 
 // compile reports wall and CPU milliseconds (CPU: every thread of the process, V8 compiles on

@@ -24,6 +24,8 @@ type benchCase struct {
 	Config  string      `json:"config"`
 	Keys    int         `json:"keys"` // distinct client addresses, rotated
 	Headers [][2]string `json:"headers"`
+	// Env is the VM's environment (Envoy: vm_config.environment_variables), e.g. GOGC.
+	Env map[string]string `json:"env,omitempty"`
 }
 
 // source is the i-th client address, as e2e's BenchmarkRequest and e2e/v8host/bench.mjs have it.
@@ -50,7 +52,7 @@ func wazeroHost(c benchCase) (*envoyhost.Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	return envoyhost.New(context.Background(), envoyhost.Config{Wasm: wasm, VMs: 1, VMID: "floodgate", RootID: "floodgate", PluginConfig: []byte(c.Config)})
+	return envoyhost.New(context.Background(), envoyhost.Config{Wasm: wasm, VMs: 1, VMID: "floodgate", RootID: "floodgate", PluginConfig: []byte(c.Config), Env: c.Env})
 }
 
 // drive sends n requests through h: request headers, response headers (":status: 200" from the
@@ -156,12 +158,15 @@ func v8Rounds(v8host string, cases []benchCase, rounds, warmup, n int) ([]caseRo
 	return res.Cases, node(v8host, job, &res)
 }
 
-// v8Memory returns the linear memory of one worker VM in V8 after n requests.
-func v8Memory(v8host string, c benchCase, n int) (float64, error) {
+// v8Memory returns the linear memory of one worker VM in V8 after n requests, and the CPU ns
+// they took each.
+func v8Memory(v8host string, c benchCase, n int) (bytes, cpuNS float64, err error) {
 	var res struct {
 		MemoryBytes float64 `json:"memory_bytes"`
+		CPUNS       float64 `json:"cpu_ns"`
 	}
-	return res.MemoryBytes, node(v8host, map[string]any{"mode": "memory", "case": c, "requests": n, "keys": c.Keys}, &res)
+	err = node(v8host, map[string]any{"mode": "memory", "case": c, "requests": n, "keys": c.Keys}, &res)
+	return res.MemoryBytes, res.CPUNS, err
 }
 
 // compileTimes is one module's compile figures in V8, in ms, one per node process.

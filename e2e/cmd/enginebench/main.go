@@ -2,19 +2,20 @@
 // (e2e/envoyhost) and V8 with Envoy's flags (e2e/v8host, through node), against the no-op plugin,
 // and writes the report into BENCHMARKS.md between its markers. `make bench` runs it:
 //
-//	go run ./e2e/cmd/enginebench -plugin plugin.wasm -noop build/noop.wasm \
-//		-baseline build/baseline.wasm -report BENCHMARKS.md
+//	go run ./e2e/cmd/enginebench -plugin plugin.wasm -unoptimized build/plugin.go.wasm \
+//		-noop build/noop.wasm -baseline build/baseline-cfda2e5.wasm -report BENCHMARKS.md
 //
-// Figures: ns per request in interleaved rounds (every case once per round, in a fresh proxy of
-// one worker VM) and the median of the per-round ratios to the no-op plugin; in V8 also the
-// guest's share (V8's sampling profiler: samples in wasm functions); eager and lazy compile times
-// in V8, each in a fresh node process; the VM's memory after 100 000 requests over 10 000 keys;
-// the module's size by section and its code by package. Nothing is asserted: the figures depend
-// on the machine, and the ratios are what to compare.
+// Figures: CPU (and wall) ns per request in interleaved rounds (every case once per round, in a
+// fresh proxy of one worker VM) and the median of the per-round ratios to the no-op plugin; in V8
+// also the guest's time (inside exported calls minus inside imports) and a sampled profile of it;
+// eager and lazy compile times in V8, each in a fresh node process; the VM's memory after 100 000
+// requests over 10 000 keys; the module's size by section and its code by package. Nothing is
+// asserted: the figures depend on the machine, and the ratios are what to compare.
 package main
 
 import (
 	"bytes"
+	"cmp"
 	"flag"
 	"fmt"
 	"log"
@@ -145,19 +146,32 @@ func run(o options) (string, error) {
 	}
 
 	log.Printf("memory after 100 000 requests over 10 000 keys")
-	memCase := cs[1]
-	memCase.Keys = 10000
-	wzMem, err := wazeroMemory(memCase, 100000)
-	if err != nil {
-		return "", err
+	type memRow struct {
+		gogc         string
+		wazero, v8   uint32
+		v8Mem, v8CPU float64
 	}
-	v8Mem, err := v8Memory(o.v8host, memCase, 100000)
-	if err != nil {
-		return "", err
+	var mem []memRow
+	for _, gogc := range []string{"", "50", "25"} {
+		c := cs[1]
+		c.Keys = 10000
+		if gogc != "" {
+			c.Env = map[string]string{"GOGC": gogc}
+		}
+		wzMem, err := wazeroMemory(c, 100000)
+		if err != nil {
+			return "", err
+		}
+		v8Mem, v8CPU, err := v8Memory(o.v8host, c, 100000)
+		if err != nil {
+			return "", err
+		}
+		mem = append(mem, memRow{gogc: gogc, wazero: wzMem, v8Mem: v8Mem, v8CPU: v8CPU})
 	}
+	v8Mem, wzMem := mem[0].v8Mem, mem[0].wazero
 
 	w("### Per request\n\n")
-	w("One worker VM; a request is context create, request headers, response headers, log, done, delete; 1024 client IPs rotate (one key for the rejecting case). %d interleaved rounds of %d requests after %d of warm-up; medians, and the median of each round's ratio to the no-op plugin. ns are CPU time of the process per request (steadier than wall time on a shared machine; wall time in the last columns). Guest time (V8 only) is the share of a second, profiled run's samples that fell in wasm functions, i.e. the time inside exported calls minus the time in imports, applied to the CPU time.\n\n", o.rounds, o.requests, o.warmup)
+	w("One worker VM; a request is context create, request headers, response headers, log, done, delete; 1024 client IPs rotate (one key for the rejecting case). %d interleaved rounds of %d requests after %d of warm-up; medians, and the median of each round's ratio to the no-op plugin. ns are CPU time of the process per request (steadier than wall time on a shared machine; wall time in the last columns). Guest time (V8 only) is the time inside exported calls (and the allocator) minus the time inside imports, less the cost of timing them (measured on a module that does nothing), as a share of a second, timed run, applied to the first run's CPU time.\n\n", o.rounds, o.requests, o.warmup)
 	w("| case | wazero ns | ratio | V8 ns | ratio | V8 guest ns | guest ratio | imports per request | wall ns: wazero, V8 |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for i, c := range cs {
 		w("| %s | %s | %.2f | %s | %.2f | %s | %.2f | %.0f | %s, %s |\n", c.Name,
@@ -174,6 +188,12 @@ func run(o options) (string, error) {
 		s, c := sizes[m.name], comp[m.name]
 		w("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", m.name, num(float64(s.total)), num(float64(s.code)), num(float64(s.data)), num(float64(s.names)),
 			num(median(c.eagerCPU)), num(median(c.eager)), num(median(c.lazyCPU)), num(median(c.lazy)))
+	}
+
+	w("\n### Memory per VM\n\nLinear memory of the worker VM after 100 000 requests over 10 000 client IPs (absolute, 1 limit), with the collector's default and with a lower `GOGC` given to the VM (Envoy: `vm_config.environment_variables`; Istio: WasmPlugin `vmConfig.env`); the CPU time per request of that run in V8. The module's static data alone takes %s pages of 64 KiB.\n\n", num(float64(sizes["plugin.wasm"].initialPages)))
+	w("| GOGC | wazero MiB | V8 MiB | V8 CPU ns per request |\n| --- | ---: | ---: | ---: |\n")
+	for _, m := range mem {
+		w("| %s | %.1f | %.1f | %s |\n", cmp.Or(m.gogc, "default (100)"), float64(m.wazero)/(1<<20), m.v8Mem/(1<<20), num(m.v8CPU))
 	}
 
 	w("\n### Targets (issue 15)\n\n| target | measured | met |\n| --- | --- | --- |\n")
@@ -222,7 +242,7 @@ func run(o options) (string, error) {
 	}
 	w("| (%d more) | %s | %s |\n", max(0, len(pluginBy)-25), num(rest), num(restNoop))
 
-	w("\n### Where guest time goes in V8\n\nns per request in each package's wasm functions (self time, sampled), for the no-op plugin and floodgate deciding with 1 and 3 limits; then the busiest functions of the 1-limit case.\n\n")
+	w("\n### Where guest time goes in V8\n\nns per request in each package's wasm functions (self time: share of the samples of a third, profiled run, times the CPU ns per request; the sampler misses samples when the machine is busy, so this is a rough picture), for the no-op plugin and floodgate deciding with 1 and 3 limits; then the busiest functions of the 1-limit case.\n\n")
 	w("| package | no-op | absolute, 1 limit | absolute, 3 limits |\n| --- | ---: | ---: | ---: |\n")
 	per := make([]map[string]float64, 3)
 	for i := range per {

@@ -15,6 +15,7 @@ import (
 // name (from the name section, when the module has one).
 type moduleSize struct {
 	total, code, data, names int
+	initialPages             int            // the memory's initial size: static data and the Go stack
 	funcs                    map[string]int // body bytes by function name
 }
 
@@ -54,11 +55,15 @@ func readModule(path string) (moduleSize, error) {
 					r.byte()
 					r.limits()
 				case 2:
-					r.limits()
+					m.initialPages = r.limits()
 				case 3:
 					r.byte()
 					r.byte()
 				}
+			}
+		case 5: // memory: the module defines its own (Go does)
+			if r.uleb() > 0 {
+				m.initialPages = r.limits()
 			}
 		case 10:
 			m.code += size
@@ -135,11 +140,14 @@ func (r *reader) name() string {
 	return string(r.b[r.p-n : r.p])
 }
 
-func (r *reader) limits() {
-	if r.byte() == 1 {
+// limits reads a limits pair and returns its minimum.
+func (r *reader) limits() int {
+	hasMax := r.byte() == 1
+	minimum := int(r.uleb())
+	if hasMax {
 		r.uleb()
 	}
-	r.uleb()
+	return minimum
 }
 
 // packagesOf maps the mangled names Go gives wasm functions ("/" and "-" become "_") back to the
