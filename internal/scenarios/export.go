@@ -1,7 +1,9 @@
 package scenarios
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"maps"
 	"slices"
 )
@@ -38,10 +40,12 @@ type ReplayMetric struct {
 	Value int64  `json:"value"`
 }
 
-// JSON returns every scenario of All as replays, indented.
+// JSON returns every scenario of All as replays: a JSON array with one scenario per block and one
+// step per line, so that a change to a scenario shows as a change to its lines.
 func JSON() ([]byte, error) {
-	out := make([]Replay, 0, len(All))
-	for _, sc := range All {
+	var b bytes.Buffer
+	b.WriteString("[\n")
+	for i, sc := range All {
 		r := Replay{Name: sc.Name, Config: sc.Config, Steps: []ReplayStep{}, Metrics: []ReplayMetric{}}
 		for _, st := range sc.Steps {
 			rs := ReplayStep{Source: st.Source, Headers: st.request(), Repeat: max(st.Repeat, 1), Status: st.Status, Body: st.Body, Want: [][2]string{}}
@@ -53,11 +57,36 @@ func JSON() ([]byte, error) {
 		for _, k := range slices.Sorted(maps.Keys(sc.Metrics)) {
 			r.Metrics = append(r.Metrics, ReplayMetric{Name: k, Value: sc.Metrics[k]})
 		}
-		out = append(out, r)
+		head, err := json.Marshal(struct {
+			Name    string         `json:"name"`
+			Config  string         `json:"config"`
+			Metrics []ReplayMetric `json:"metrics"`
+		}{r.Name, r.Config, r.Metrics})
+		if err != nil {
+			return nil, err
+		}
+		b.Write(head[:len(head)-1]) // the object stays open for its steps
+		b.WriteString(`,"steps":[`)
+		for j, st := range r.Steps {
+			line, err := json.Marshal(st)
+			if err != nil {
+				return nil, err
+			}
+			b.WriteString("\n  ")
+			b.Write(line)
+			if j < len(r.Steps)-1 {
+				b.WriteByte(',')
+			}
+		}
+		b.WriteString("]}")
+		if i < len(All)-1 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('\n')
 	}
-	b, err := json.MarshalIndent(out, "", "  ")
-	if err != nil {
-		return nil, err
+	b.WriteString("]\n")
+	if !json.Valid(b.Bytes()) {
+		return nil, errors.New("scenarios: the export is not valid JSON")
 	}
-	return append(b, '\n'), nil
+	return b.Bytes(), nil
 }
