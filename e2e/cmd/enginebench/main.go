@@ -42,7 +42,7 @@ func main() {
 	rounds := flag.Int("rounds", 7, "interleaved rounds")
 	requests := flag.Int("requests", 20000, "timed requests per case and round")
 	warmup := flag.Int("warmup", 3000, "requests before timing (V8 compiles functions lazily, on first call)")
-	compiles := flag.Int("compiles", 3, "node processes per module and compile mode")
+	compiles := flag.Int("compiles", 5, "node processes per module and compile mode")
 	v8host := flag.String("v8host", "e2e/v8host", "the directory of the V8 host scripts")
 	report := flag.String("report", "", "file whose report section to rewrite (default: print it)")
 	flag.Parse()
@@ -118,7 +118,7 @@ func run(o options) (string, error) {
 		sizes[m.name] = s
 	}
 
-	log.Printf("compile times in V8 (%d node processes per module and mode)", 2*o.compiles*len(mods))
+	log.Printf("compile times in V8 (%d node processes)", 2*o.compiles*len(mods))
 	comp := map[string]*compileTimes{}
 	for i := 0; i < o.compiles; i++ {
 		for _, m := range mods {

@@ -169,6 +169,12 @@ func packagesOf(pkg string) (map[string]string, error) {
 // packageOf returns the import path a mangled function name belongs to: the longest known
 // package prefix followed by a dot.
 func packageOf(fn string, pkgs map[string]string) string {
+	// wasm-opt names the functions it makes after one they came from: "byn$mgfn-shared$<name>".
+	if rest, ok := strings.CutPrefix(fn, "byn$"); ok {
+		if i := strings.IndexByte(rest, '$'); i >= 0 {
+			fn = rest[i+1:]
+		}
+	}
 	best := ""
 	for mangled := range pkgs {
 		if len(mangled) > len(best) && strings.HasPrefix(fn, mangled+".") {
