@@ -20,7 +20,7 @@
 import fs from 'node:fs';
 import inspector from 'node:inspector';
 import { performance } from 'node:perf_hooks';
-import { Proxy, Timing, checkFlags } from './host.mjs';
+import { Envoy, Timing, checkFlags } from './host.mjs';
 
 checkFlags();
 const job = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
@@ -36,7 +36,7 @@ function sources(n) {
 }
 
 function proxyFor(c, timing = false) {
-  return new Proxy({ module: moduleOf(c.wasm), pluginConfig: c.config, vms: 1, vmId: 'floodgate', rootId: 'floodgate', env: c.env, timing });
+  return new Envoy({ module: moduleOf(c.wasm), pluginConfig: c.config, vms: 1, vmId: 'floodgate', rootId: 'floodgate', env: c.env, timing });
 }
 
 function drive(proxy, src, headers, n) {
@@ -138,7 +138,7 @@ function compile() {
   const start = performance.now(), cpu0 = cpu();
   const module = new WebAssembly.Module(bytes);
   const compiled = performance.now(), cpu1 = cpu();
-  new Proxy({ module, pluginConfig: job.config, vms: 0 }); // the canary: Envoy's first VM
+  new Envoy({ module, pluginConfig: job.config, vms: 0 }); // the canary: Envoy's first VM
   const configured = performance.now(), cpu2 = cpu();
   return { module_ms: compiled - start, module_cpu_ms: cpu1 - cpu0, first_vm_ms: configured - start, first_vm_cpu_ms: cpu2 - cpu0 };
 }

@@ -101,8 +101,8 @@ const allowedInAlloc = new Set(['env.proxy_log', 'wasi_snapshot_preview1.fd_writ
 
 class Trap extends Error {}
 
-// Proxy is one Envoy proxy running one plugin on several worker VMs.
-export class Proxy {
+// Envoy is one proxy (an Envoy process) running one plugin on several worker VMs.
+export class Envoy {
   // opts: module (WebAssembly.Module), pluginConfig and vmConfig (strings), vms (default 2),
   // vmId, rootId, pluginName, env (object), shared (SharedData, to share it between proxies),
   // clock (Clock), record (keep each VM's calls), timing (time every exported call, import and

@@ -6,7 +6,7 @@
 //
 // It prints one line per scenario and exits 1 when one fails.
 import fs from 'node:fs';
-import { Proxy, checkFlags } from './host.mjs';
+import { Envoy, checkFlags } from './host.mjs';
 
 checkFlags();
 const [file, wasm] = process.argv.slice(2);
@@ -30,7 +30,7 @@ function header(headers, name) {
 
 function run(sc) {
   fields(sc, ['name', 'config', 'steps', 'metrics'], 'scenario');
-  const proxy = new Proxy({ module, pluginConfig: sc.config, vms: 2, vmId: 'floodgate', rootId: 'floodgate' });
+  const proxy = new Envoy({ module, pluginConfig: sc.config, vms: 2, vmId: 'floodgate', rootId: 'floodgate' });
   sc.steps.forEach((st, i) => {
     fields(st, ['source', 'headers', 'repeat', 'status', 'want', 'body'], `step ${i}`);
     for (let r = 0; r < st.repeat; r++) {

@@ -8,7 +8,7 @@
 // exits 1 when one fails.
 import fs from 'node:fs';
 import path from 'node:path';
-import { Proxy, SharedData, checkFlags } from './host.mjs';
+import { Envoy, SharedData, checkFlags } from './host.mjs';
 
 checkFlags();
 const [dir, plugin] = process.argv.slice(2);
@@ -29,7 +29,7 @@ const req = (action) => [[':method', 'GET'], [':path', '/'], [':authority', 'tes
 
 const tests = {
   'lifecycle order'() {
-    const p = new Proxy({ module: guest('probe'), vms: 1, record: true });
+    const p = new Envoy({ module: guest('probe'), vms: 1, record: true });
     const a = p.send('10.1.2.3:4567', req('none'));
     assert(a.headers.some(([k, v]) => k === 'x-probe-response' && v === 'seen'), `response headers ${JSON.stringify(a.headers)}`);
     const want = ['_initialize[]', 'proxy_on_context_create[1 0]', 'proxy_on_vm_start[1 0]', 'proxy_on_configure[1 0]',
@@ -38,13 +38,13 @@ const tests = {
     assert(p.vms[0].calls.join('\n') === want.join('\n'), `calls:\n${p.vms[0].calls.join('\n')}`);
   },
   'configure false is refused'() {
-    throws(() => new Proxy({ module: guest('probe'), pluginConfig: 'reject' }), 'rejected on purpose');
+    throws(() => new Envoy({ module: guest('probe'), pluginConfig: 'reject' }), 'rejected on purpose');
   },
   'a missing import fails the load'() {
-    throws(() => new Proxy({ module: guest('badimport') }), 'env.proxy_get_configuration');
+    throws(() => new Envoy({ module: guest('badimport') }), 'env.proxy_get_configuration');
   },
   'the allocator restriction traps'() {
-    throws(() => new Proxy({ module: guest('badalloc'), pluginConfig: 'x' }), 'restricted_callback: env.proxy_get_shared_data');
+    throws(() => new Envoy({ module: guest('badalloc'), pluginConfig: 'x' }), 'restricted_callback: env.proxy_get_shared_data');
   },
   'shared data semantics'() {
     const s = new SharedData();
@@ -58,14 +58,14 @@ const tests = {
   },
   'CAS counting across VMs and proxies sharing one store'() {
     const shared = new SharedData();
-    const proxies = [1, 2].map(() => new Proxy({ module: guest('probe'), vms: 2, shared }));
+    const proxies = [1, 2].map(() => new Envoy({ module: guest('probe'), vms: 2, shared }));
     for (let i = 0; i < 200; i++) proxies[i % 2].send('10.1.2.3:4567', req('count'));
     const v = shared.get('count').value;
     const n = new DataView(v.buffer, v.byteOffset).getBigUint64(0, true);
     assert(n === 200n, `count ${n}, want 200`);
   },
   'ENOSYS: a guest that waits dies in poll_oneoff, as in Envoy'() {
-    const p = new Proxy({ module: guest('probe'), vms: 1 });
+    const p = new Envoy({ module: guest('probe'), vms: 1 });
     // The first sleeps may end while V8 compiles the runtime's scheduler lazily (1 ms goes by
     // before it looks at its timers): sleep until the runtime has to wait.
     for (let i = 0; i < 100 && p.failures().length === 0; i++) {
@@ -75,7 +75,7 @@ const tests = {
     assert(p.failures().length === 1, 'the VM did not fail');
   },
   'local responses and properties'() {
-    const p = new Proxy({ module: guest('probe'), vms: 1 });
+    const p = new Envoy({ module: guest('probe'), vms: 1 });
     const local = p.send('10.1.2.3:4567', req('local'));
     assert(local.status === 429 && local.body === 'slow down', `local answer ${JSON.stringify(local)}`);
     const prop = p.send('10.9.9.9:1', req('property'));
@@ -85,7 +85,7 @@ const tests = {
     const shared = new SharedData();
     const config = '{"policies":[{"name":"p","key":[{"type":"client_ip"}],"limits":[{"requests":"3/m"}]}]}';
     const module = mod(plugin);
-    const proxies = [1, 2].map(() => new Proxy({ module, pluginConfig: config, vms: 2, shared, env: { GOGC: '1' } }));
+    const proxies = [1, 2].map(() => new Envoy({ module, pluginConfig: config, vms: 2, shared, env: { GOGC: '1' } }));
     let ok = 0;
     for (let i = 0; i < 40; i++) if (proxies[i % 2].send('10.0.0.1:1', [[':method', 'GET'], [':path', '/'], [':authority', 'x']]).status === 200) ok++;
     assert(ok === 3, `admitted ${ok}, want 3`);

@@ -14,11 +14,12 @@ import (
 
 // Replay is a scenario as another host replays it.
 type Replay struct {
-	Name   string       `json:"name"`
-	Config string       `json:"config"`
-	Steps  []ReplayStep `json:"steps"`
+	Name   string `json:"name"`
+	Config string `json:"config"`
 	// Metrics are counters after the last step, by name, sorted.
 	Metrics []ReplayMetric `json:"metrics"`
+	// Steps are written after the other fields, one per line (see JSON).
+	Steps []ReplayStep `json:"-"`
 }
 
 // ReplayStep is one request, sent Repeat times, and what every answer must be.
@@ -57,11 +58,7 @@ func JSON() ([]byte, error) {
 		for _, k := range slices.Sorted(maps.Keys(sc.Metrics)) {
 			r.Metrics = append(r.Metrics, ReplayMetric{Name: k, Value: sc.Metrics[k]})
 		}
-		head, err := json.Marshal(struct {
-			Name    string         `json:"name"`
-			Config  string         `json:"config"`
-			Metrics []ReplayMetric `json:"metrics"`
-		}{r.Name, r.Config, r.Metrics})
+		head, err := json.Marshal(r)
 		if err != nil {
 			return nil, err
 		}
