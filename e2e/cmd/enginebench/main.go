@@ -148,7 +148,7 @@ func run(o options) (string, error) {
 	log.Printf("memory after 100 000 requests over 10 000 keys")
 	type memRow struct {
 		gogc         string
-		wazero, v8   uint32
+		wazero       uint32
 		v8Mem, v8CPU float64
 	}
 	var mem []memRow
@@ -190,7 +190,7 @@ func run(o options) (string, error) {
 			num(median(c.eagerCPU)), num(median(c.eager)), num(median(c.lazyCPU)), num(median(c.lazy)))
 	}
 
-	w("\n### Memory per VM\n\nLinear memory of the worker VM after 100 000 requests over 10 000 client IPs (absolute, 1 limit), with the collector's default and with a lower `GOGC` given to the VM (Envoy: `vm_config.environment_variables`; Istio: WasmPlugin `vmConfig.env`); the CPU time per request of that run in V8. The module's static data alone takes %s pages of 64 KiB.\n\n", num(float64(sizes["plugin.wasm"].initialPages)))
+	w("\n### Memory per VM\n\nLinear memory of the worker VM after 100 000 requests over 10 000 client IPs (absolute, 1 limit), with the collector's default and with a lower `GOGC` given to the VM (Envoy: `vm_config.environment_variables`; Istio: WasmPlugin `vmConfig.env`); the CPU time per request of that run in V8. The module starts with %s pages of 64 KiB (its static data and the first stack) before any heap.\n\n", num(float64(sizes["plugin.wasm"].initialPages)))
 	w("| GOGC | wazero MiB | V8 MiB | V8 CPU ns per request |\n| --- | ---: | ---: | ---: |\n")
 	for _, m := range mem {
 		w("| %s | %.1f | %.1f | %s |\n", cmp.Or(m.gogc, "default (100)"), float64(m.wazero)/(1<<20), m.v8Mem/(1<<20), num(m.v8CPU))
