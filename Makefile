@@ -42,6 +42,13 @@ $(NOOP): go.mod go.sum $(wildcard cmd/noop-plugin/*.go internal/*/*.go)
 	$(WASM_ENV) $(GO) build -buildmode=c-shared -trimpath -o build/noop.go.wasm ./cmd/noop-plugin
 	$(WASM_OPT) $(WASM_OPT_FLAGS) build/noop.go.wasm -o $@
 
+HOSTCALLS := build/hostcalls.wasm
+
+$(HOSTCALLS): go.mod go.sum $(wildcard cmd/hostcalls-plugin/*.go internal/*/*.go)
+	@mkdir -p build
+	$(WASM_ENV) $(GO) build -buildmode=c-shared -trimpath -o build/hostcalls.go.wasm ./cmd/hostcalls-plugin
+	$(WASM_OPT) $(WASM_OPT_FLAGS) build/hostcalls.go.wasm -o $@
+
 # The plugin as main built it before issue 15 (smaller, faster-starting plugin): the yardstick of
 # the compile-time figures in BENCHMARKS.md.
 BASELINE_REV ?= cfda2e5
@@ -80,9 +87,9 @@ test: deps check $(PLUGIN) $(NOOP)
 	FLOODGATE_WASM=$(CURDIR)/$(PLUGIN) FLOODGATE_NOOP_WASM=$(CURDIR)/$(NOOP) $(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -race ./algorithm/ ./config/ ./store/ ./plugin/ ./internal/...
 
-bench: $(PLUGIN) $(NOOP) $(BASELINE)
+bench: $(PLUGIN) $(NOOP) $(HOSTCALLS) $(BASELINE)
 	FLOODGATE_WASM=$(CURDIR)/$(PLUGIN) FLOODGATE_NOOP_WASM=$(CURDIR)/$(NOOP) $(GO) test -run '^$$' -bench . -benchmem ./algorithm/ ./store/ ./e2e/
-	$(GO) run ./e2e/cmd/enginebench -plugin $(PLUGIN) -unoptimized build/plugin.go.wasm -noop $(NOOP) \
+	$(GO) run ./e2e/cmd/enginebench -plugin $(PLUGIN) -unoptimized build/plugin.go.wasm -noop $(NOOP) -hostcalls $(HOSTCALLS) \
 		-baseline $(BASELINE) -baseline-name "main before issue 15 ($(BASELINE_REV))" -report BENCHMARKS.md
 
 # OCI image for Istio's WasmPlugin (no Docker): an image layout in build/oci, or a push.
