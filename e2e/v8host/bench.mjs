@@ -53,9 +53,6 @@ function post(method, params) {
   session.post(method, params, (err, res) => { if (err) throw err; out = res; });
   return out;
 }
-post('Profiler.enable');
-post('Profiler.setSamplingInterval', { interval: 50 }); // µs
-
 // profiled runs f under the sampling profiler and returns the share of the samples each wasm
 // function had.
 function profiled(f) {
@@ -74,10 +71,11 @@ function profiled(f) {
   return byFunction;
 }
 
-const calibration = new Timing();
-calibration.calibrate();
-
 function requests() {
+  post('Profiler.enable');
+  post('Profiler.setSamplingInterval', { interval: 50 }); // µs
+  const calibration = new Timing();
+  calibration.calibrate();
   const out = job.cases.map((c) => ({ name: c.name, rounds: [], guest_by_function: {} }));
   for (let r = 0; r < job.rounds; r++) {
     job.cases.forEach((c, i) => {
