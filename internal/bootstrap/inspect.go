@@ -74,17 +74,16 @@ func (in *Inspection) walk(m protoreflect.Message, path string) {
 	fields := m.Descriptor().Fields()
 	for i := range fields.Len() {
 		fd := fields.Get(i)
-		if !m.Has(fd) || (fd.Message() == nil && !(fd.IsMap() && fd.MapValue().Message() != nil)) {
+		if !m.Has(fd) {
 			continue
 		}
 		p := join(path, string(fd.Name()))
 		v := m.Get(fd)
 		switch {
-		case fd.IsList():
-			for j := range v.List().Len() {
-				in.visit(v.List().Get(j).Message(), fmt.Sprintf("%s[%d]", p, j))
-			}
 		case fd.IsMap():
+			if fd.MapValue().Message() == nil {
+				continue
+			}
 			var keys []string
 			v.Map().Range(func(k protoreflect.MapKey, _ protoreflect.Value) bool {
 				keys = append(keys, k.String())
@@ -93,6 +92,11 @@ func (in *Inspection) walk(m protoreflect.Message, path string) {
 			slices.Sort(keys)
 			for _, k := range keys {
 				in.visit(v.Map().Get(protoreflect.ValueOfString(k).MapKey()).Message(), fmt.Sprintf("%s[%q]", p, k))
+			}
+		case fd.Message() == nil:
+		case fd.IsList():
+			for j := range v.List().Len() {
+				in.visit(v.List().Get(j).Message(), fmt.Sprintf("%s[%d]", p, j))
 			}
 		default:
 			in.visit(v.Message(), p)

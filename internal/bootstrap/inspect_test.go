@@ -22,6 +22,10 @@ func TestInspectFindsEveryProblemAtItsPath(t *testing.T) {
 			want: []Problem{{"static_resources.clusters[0].connect_timeout", "value must be greater than 0s"}}},
 		{name: "validator inside a typed_config", old: "route: { cluster: upstream }", new: `route: { cluster: "" }`,
 			want: []Problem{{hcm + ".route_config.virtual_hosts[0].routes[0].route.cluster", "value length must be at least 1 runes"}}},
+		{name: "a map of scalars", old: "host_env_keys: [FLOODGATE_HELPER_TOKEN]",
+			new: "host_env_keys: [FLOODGATE_HELPER_TOKEN]\n                    key_values: {LEVEL: debug}"},
+		{name: "a map of messages", old: "route: { cluster: upstream }",
+			new: "route: { cluster: upstream }\n                metadata: { filter_metadata: { team: { owner: a } } }"},
 		{name: "yaml", old: "static_resources:", new: "static_resources: [", want: []Problem{{"", "yaml: line 10: did not find expected node content"}}},
 	}
 	for _, tc := range tests {

@@ -63,7 +63,7 @@ func configuration(pc *wasmv3.PluginConfig) ([]byte, string, error) {
 	}
 	m, err := a.UnmarshalNew()
 	if err != nil {
-		return nil, "", err // Inspect has reported it
+		return nil, "", err // not once protojson has resolved it
 	}
 	switch v := m.(type) {
 	case *wrapperspb.StringValue:

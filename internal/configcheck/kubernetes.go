@@ -82,8 +82,8 @@ func yamlObject(doc []byte, top *map[string]json.RawMessage) error {
 	return json.Unmarshal(js, top)
 }
 
-// wasmPlugin is the envelope of an Istio WasmPlugin, read strictly.
-type wasmPlugin struct {
+// wasmPluginObject is the envelope of an Istio WasmPlugin, read strictly.
+type wasmPluginObject struct {
 	APIVersion string            `json:"apiVersion"`
 	Kind       string            `json:"kind"`
 	Metadata   metav1.ObjectMeta `json:"metadata"`
@@ -130,7 +130,7 @@ func (c *checker) manifests(data []byte) {
 // wasmPlugin checks one WasmPlugin: decoded against istio.io/api, unknown fields refused, its
 // pluginConfig rendered as Istio renders it and checked when the plugin is floodgate's.
 func (c *checker) wasmPlugin(js []byte, where at) {
-	var o wasmPlugin
+	var o wasmPluginObject
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&o); err != nil {
@@ -146,7 +146,7 @@ func (c *checker) wasmPlugin(js []byte, where at) {
 		c.add(Error, where, join("spec", path), "%s", msg)
 		return
 	}
-	c.fieldNames(o.Spec, spec.ProtoReflect().Descriptor(), join(where.path, "spec"), where)
+	c.fieldNames(o.Spec, spec.ProtoReflect().Descriptor(), "spec", where)
 	if !c.floodgates(spec.GetUrl(), o.Metadata.Name, spec.GetPluginName()) {
 		c.r.Skipped = append(c.r.Skipped, fmt.Sprintf("document %d, %s (not floodgate's)", where.document, where.object))
 		return

@@ -134,7 +134,7 @@ func (s *stack) run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	admins, err := addresses(o.admin, socketAddress(b), "-admin")
+	admins, err := addresses(o.admin, adminAddress(b), "-admin")
 	if err != nil {
 		return err
 	}
@@ -148,13 +148,17 @@ func (s *stack) run(ctx context.Context, o options) error {
 	}
 	// A port already taken (make run still running, a system Redis) would make a child fail, or a
 	// readiness check pass on someone else's server.
-	ports := append(slices.Clone(gateways), admins...)
-	if cfg.Redis != nil {
-		ports = append(ports, o.redisAddr, b.Clusters[cfg.Redis.Cluster])
+	ports := map[string]string{}
+	for i := range gateways {
+		ports[gateways[i]], ports[admins[i]] = "-listen", "-admin"
 	}
-	for _, addr := range ports {
-		if accepts(addr) {
-			return fmt.Errorf("%s is already in use: stop what listens there, or choose other addresses (-listen, -admin, -redis)", addr)
+	if cfg.Redis != nil {
+		ports[o.redisAddr] = "-redis"
+		ports[b.Clusters[cfg.Redis.Cluster]] = "the helper's cluster " + cfg.Redis.Cluster + " in " + o.config
+	}
+	for addr, from := range ports {
+		if addr != "" && accepts(addr) {
+			return fmt.Errorf("%s (%s) is already in use: stop what listens there, or choose another address", addr, from)
 		}
 	}
 	if s.dir, err = os.MkdirTemp("", "floodgate-stack-"); err != nil {
@@ -359,8 +363,8 @@ func addresses(list []string, def, flagName string) ([]string, error) {
 	return []string{def, net.JoinHostPort(host, strconv.Itoa(n+1))}, nil
 }
 
-// socketAddress is the bootstrap's admin address, Envoy's default when it has none.
-func socketAddress(b *bootstrap.Bootstrap) string {
+// adminAddress is the bootstrap's admin address, the gateway's default when it has none.
+func adminAddress(b *bootstrap.Bootstrap) string {
 	sa := b.Raw.GetAdmin().GetAddress().GetSocketAddress()
 	if sa == nil {
 		return "127.0.0.1:9901"
