@@ -54,8 +54,9 @@ func (c *checker) bootstrap(data []byte) {
 }
 
 // configuration is the plugin configuration a filter gives the plugin, as Envoy hands it over
-// (source/extensions/common/wasm: a StringValue's or BytesValue's value as it is, a Struct as
-// JSON), and the field that holds it.
+// (MessageUtil::anyToBytes, source/common/protobuf/utility.h: a StringValue's or BytesValue's
+// value as it is, a Struct as JSON, anything else as its protobuf bytes), and the field that
+// holds it.
 func configuration(pc *wasmv3.PluginConfig) ([]byte, string, error) {
 	a := pc.GetConfiguration()
 	if a == nil {
