@@ -50,3 +50,21 @@ func ExampleLeaseArgs() {
 	// [lease 20 1700000000000 12 0 24 0 0]
 	// 24 64
 }
+
+// Counting on the response in Redis: the plugin checks requests on its own view of the key and
+// sends one record per counted response; the answer says how long the key has no room.
+func ExampleCall() {
+	limit, _ := algorithm.PerPeriod(5, 600, 0) // 5 failures per 10 minutes
+	p, _ := algorithm.NewPolicyOpts(algorithm.PolicyOptions{Strategy: algorithm.Absolute, BlockMs: 600_000}, limit)
+	args := redislimit.Args(p, redislimit.Call{Mode: redislimit.ModeRecord, Cost: 1, NowMs: -1})
+	fmt.Println(args[len(args)-1])
+	refund := redislimit.Args(p, redislimit.Call{Mode: redislimit.ModeRefund, Cost: 1, NowMs: -1, AtMs: 1_700_000_000_007})
+	fmt.Println(refund[len(refund)-2:])
+	// A record that found no room: the block started, 10 minutes without room.
+	res, _ := redislimit.Result([]int64{0, 5, 600000, 0, 600000, 600000, 0, 0, 0, 1, 0, 1_700_000_000_007})
+	fmt.Println(res.Allowed, res.Reason, res.RetryAfterMs)
+	// Output:
+	// record
+	// [refund 1700000000007]
+	// false quota_exhausted 600000
+}
