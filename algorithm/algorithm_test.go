@@ -463,7 +463,7 @@ func TestRebaseKeepsCounts(t *testing.T) {
 }
 
 func FuzzDecodeState(f *testing.F) {
-	p := mustPolicy(f, Suppressed, 2, mustLimit(f, 10, 1, 100), mustPerPeriod(f, 5, 2))
+	p := mustPolicyOpts(f, PolicyOptions{Strategy: Suppressed, HardLimitFactor: 2, BlockMs: 3000}, mustLimit(f, 10, 1, 100), mustPerPeriod(f, 5, 2))
 	seed, _ := p.Decide(nil, nil, 1000, 1, 0.1)
 	f.Add(seed, int64(1500), int64(1), 0.3)
 	f.Add([]byte{}, int64(0), int64(1), 0.0)
@@ -471,18 +471,36 @@ func FuzzDecodeState(f *testing.F) {
 		if now < 0 || now > 1<<50 || cost > 1<<20 {
 			return
 		}
-		next, res := p.Decide(nil, state, now, cost, draw)
-		if len(next) != p.StateSize() {
-			t.Fatalf("state size %d", len(next))
-		}
-		if res.Remaining < 0 || res.RetryAfterMs < 0 || res.ResetAfterMs < 0 {
-			t.Fatalf("negative result: %+v", res)
-		}
-		// Whatever came in, what goes out is a valid state.
-		if !p.valid(next) {
-			t.Fatal("Decide wrote an invalid state")
-		}
+		fuzzOperations(t, p, state, now, cost, draw, p.valid)
 	})
+}
+
+// fuzzOperations runs every operation on state, whatever it holds: each writes a valid state and
+// answers within bounds.
+func fuzzOperations(t *testing.T, p *Policy, state []byte, now, cost int64, draw float64, valid func([]byte) bool) {
+	t.Helper()
+	check := func(what string, next []byte, res Result) {
+		t.Helper()
+		if len(next) != p.StateSize() || !valid(next) {
+			t.Fatalf("%s wrote an invalid state (%d bytes)", what, len(next))
+		}
+		if res.Remaining < 0 || res.RetryAfterMs < 0 || res.ResetAfterMs < 0 || res.Remaining > res.Limit {
+			t.Fatalf("%s: result out of bounds: %+v", what, res)
+		}
+	}
+	next, res := p.Decide(nil, state, now, cost, draw)
+	check("Decide", next, res)
+	next, res = p.Record(nil, state, now, cost)
+	check("Record", next, res)
+	next, res = p.Block(nil, state, now, cost)
+	check("Block", next, res)
+	res = p.Check(state, now, cost)
+	check("Check", next, res)
+	if next, changed := p.Refund(nil, state, now, now-cost, cost); changed {
+		check("Refund", next, Result{})
+	}
+	next, g, _ := p.Lease(nil, state, now, Lease{Release: cost, ReleaseAtMs: now - 10, Used: cost / 2, Denied: 1, Rejected: 1, Want: cost})
+	check("Lease", next, Result{Limit: g.Limit, Remaining: g.Remaining, RetryAfterMs: g.RetryAfterMs, ResetAfterMs: g.ResetAfterMs})
 }
 
 func BenchmarkDecide(b *testing.B) {

@@ -15,6 +15,9 @@ const (
 	ReasonHardLimit
 	// ReasonSuppressed: the random draw shed the request (suppressed).
 	ReasonSuppressed
+	// ReasonBlocked: the key is blocked (PolicyOptions.BlockMs) since an earlier rejection; the
+	// limits were not consulted.
+	ReasonBlocked
 )
 
 // String returns the reason's name as used in logs and metrics.
@@ -30,6 +33,8 @@ func (r Reason) String() string {
 		return "hard_limit"
 	case ReasonSuppressed:
 		return "suppressed"
+	case ReasonBlocked:
+		return "blocked"
 	}
 	return "unknown"
 }
@@ -47,28 +52,32 @@ type Result struct {
 	WindowMs int64
 	// Remaining is what is left of the tightest limit's quota after the decision (>= 0); for
 	// the suppressed strategy, what is left below the soft quota; for a meter, the whole tokens
-	// left: floor((burst × T - (TAT - now)) / T).
+	// left: floor((burst × T - (TAT - now)) / T). 0 while the key is blocked.
 	Remaining int64
 	// RetryAfterMs is, for a rejection, the time until the request would fit if nothing else
 	// arrived (the largest over the limits that rejected): under the quota (absolute) or under
 	// the hard quota (suppressed). For a request shed by the draw, which may pass at any moment,
 	// it is the time until the first accepted unit leaves the window. For a meter, the time until
 	// the cost's tokens are back. 0 when allowed, and 0 when the cost can never fit
-	// (ReasonCostExceedsQuota).
+	// (ReasonCostExceedsQuota). While the key is blocked, at least the rest of the block (a
+	// rejection that starts a block: at least the block). Record's answer differs: the time
+	// until one more unit fits, whether or not the recorded units had room.
 	RetryAfterMs int64
 	// ResetAfterMs is the time until the oldest counted bucket of the tightest limit leaves its
-	// window (0 when nothing is counted); for a meter, the time until it is full again.
+	// window (0 when nothing is counted); for a meter, the time until it is full again. While
+	// the key is blocked, at least the rest of the block.
 	ResetAfterMs int64
 	// SuppressionFactor is the share of attempts the suppressed strategy sheds now (0..1):
 	// max(0, 1 - rate/perceived rate), 1 above the hard quota, 0 below the soft quota.
 	SuppressionFactor float64
 	// Suppressed tells that the random draw denied the request.
 	Suppressed bool
-	// Decider is the index of the limit that decided a rejection, -1 when allowed.
+	// Decider is the index of the limit that decided a rejection, -1 when allowed or blocked.
 	Decider int
 	// Reason says why.
 	Reason Reason
-	// Changed tells whether the state must be written back; an absolute rejection counts nothing.
+	// Changed tells whether the state must be written back; an absolute rejection counts nothing
+	// (unless it starts a block).
 	Changed bool
 	// Reset tells that the previous state was unusable (corrupt, other limits) and was replaced.
 	Reset bool
@@ -79,7 +88,8 @@ type Result struct {
 // suppressed strategy. It returns the next state, written into dst's storage when dst has
 // StateSize() capacity (no allocation), and the result. old and dst may be the same slice.
 // The decision is pure: on a compare-and-swap conflict, call it again with the fresh state and
-// the same draw.
+// the same draw. A blocked key is rejected (ReasonBlocked) and nothing is counted; a rejection
+// for lack of room (quota exhausted, hard limit) starts the policy's block.
 func (p *Policy) Decide(dst, old []byte, nowMs, cost int64, draw float64) ([]byte, Result) {
 	if cost < 1 {
 		cost = 1
@@ -89,11 +99,20 @@ func (p *Policy) Decide(dst, old []byte, nowMs, cost int64, draw float64) ([]byt
 	}
 	st, base, now, reset := p.prepare(dst, old, nowMs)
 	var res Result
-	if p.strategy == Absolute {
-		res = p.decideAbsolute(st, base, now, cost)
-	} else {
+	switch {
+	case p.blockedFor(st.b, now) > 0:
+		res = Result{Decider: -1, Reason: ReasonBlocked}
+	case p.strategy == Suppressed:
 		res = p.decideSuppressed(st, base, now, cost, draw)
+	default:
+		if res = p.admit(st, base, now, cost); res.Allowed {
+			for i := range p.limits {
+				add(st.ring(i), base, now, cost, false)
+			}
+			res.Changed = true
+		}
 	}
+	p.blockOnRejection(st.b, now, &res)
 	res.Reset = reset
 	p.report(st, base, now, &res)
 	return st.b, res
@@ -122,21 +141,29 @@ func (p *Policy) prepare(dst, old []byte, nowMs int64) (st state, base, now int6
 // bucket until its latest request (not its start) leaves the window is what guarantees that no
 // window, wherever it starts, holds more than the quota.
 func expire(r ring, base, now int64) {
-	n, first := r.n(), r.first()
-	sumA, sumD := r.sumA(), r.sumD()
-	for n > 0 && now-(base+r.end(0)) >= r.c.WindowMs {
-		sumA -= r.a(0)
-		sumD -= r.d(0)
-		first = (first + 1) % r.c.buckets
-		n--
-		r.setFirst(first)
+	skip, a, d := live(r, base, now)
+	if skip > 0 {
+		r.setFirst((r.first() + skip) % r.c.buckets)
+		r.setN(r.n() - skip)
 	}
-	if n == 0 {
-		sumA, sumD = 0, 0
+	r.setSumA(a)
+	r.setSumD(d)
+}
+
+// live reads what expire would leave of r without changing it: the number of buckets that left
+// the window (the oldest ones), and the admitted and denied units of the others.
+func live(r ring, base, now int64) (skip int, a, d int64) {
+	n := r.n()
+	a, d = r.sumA(), r.sumD()
+	for skip < n && now-(base+r.end(skip)) >= r.c.WindowMs {
+		a -= r.a(skip)
+		d -= r.d(skip)
+		skip++
 	}
-	r.setN(n)
-	r.setSumA(sumA)
-	r.setSumD(sumD)
+	if skip == n {
+		return skip, 0, 0
+	}
+	return skip, clampU32(a), clampU32(d)
 }
 
 // add counts cost (and denied when the request was denied) at now: into the newest bucket if it
@@ -165,13 +192,19 @@ func add(r ring, base, now, cost int64, denied bool) {
 }
 
 // fitsAfter returns the time from now until used - (what expires) + cost <= quota, walking the
-// buckets oldest first and counting each bucket's admitted (accepted) units. ok is false when the cost can never fit.
-func fitsAfter(r ring, base, now, used, cost, quota int64) (ms int64, ok bool) {
+// buckets oldest first from bucket skip (the buckets before it have expired) and counting each
+// bucket's admitted (accepted) units. ok is false when the cost can never fit; r is not read
+// then.
+func fitsAfter(r ring, skip int, base, now, used, cost, quota int64) (ms int64, ok bool) {
 	if cost > quota {
 		return 0, false
 	}
 	recs := r.b[limitHeaderSize:]
-	for k, i, n := 0, r.first(), r.n(); k < n && used+cost > quota; k++ {
+	i := r.first() + skip
+	if i >= r.c.buckets {
+		i -= r.c.buckets
+	}
+	for k, n := skip, r.n(); k < n && used+cost > quota; k++ {
 		rec := recs[i*r.rec : (i+1)*r.rec]
 		used -= int64(le.Uint32(rec[8:]))
 		ms = base + int64(le.Uint32(rec[4:])) + r.c.WindowMs - now
@@ -182,30 +215,38 @@ func fitsAfter(r ring, base, now, used, cost, quota int64) (ms int64, ok bool) {
 	return max(ms, 0), true
 }
 
-func (p *Policy) decideAbsolute(st state, base, now, cost int64) Result {
+// exhaust records that limit i rejects the request: its cost can never fit (ok false), or fits
+// after retry ms. A cost that never fits decides over every other reason; else the longest wait.
+func (res *Result) exhaust(i int, retry int64, ok bool) {
+	switch {
+	case !ok:
+		if res.Reason != ReasonCostExceedsQuota {
+			res.Decider, res.Reason, res.RetryAfterMs = i, ReasonCostExceedsQuota, 0
+		}
+	case res.Reason != ReasonCostExceedsQuota && (res.Allowed || retry > res.RetryAfterMs):
+		res.Decider, res.Reason, res.RetryAfterMs = i, ReasonQuotaExhausted, retry
+	}
+	res.Allowed = false
+}
+
+// tighten reports limit i when it has less remaining than the limits before it (the first of
+// equals).
+func (res *Result) tighten(i int, c *compiled, remaining, resetAfterMs int64) {
+	if i == 0 || remaining < res.Remaining {
+		res.Limit, res.WindowMs, res.Remaining, res.ResetAfterMs = c.Quota, c.WindowMs, remaining, resetAfterMs
+	}
+}
+
+// admit applies the absolute rule without counting anything: the cost fits iff it fits what is
+// left of every limit's quota (accepted units, for suppressed: its soft quota).
+func (p *Policy) admit(st state, base, now, cost int64) Result {
 	res := Result{Allowed: true, Decider: -1}
 	for i := range p.limits {
 		r := st.ring(i)
-		used := r.sumA()
-		if used+cost <= r.c.Quota {
-			continue
+		if used := r.sumA(); used+cost > r.c.Quota {
+			retry, ok := fitsAfter(r, 0, base, now, used, cost, r.c.Quota)
+			res.exhaust(i, retry, ok)
 		}
-		retry, ok := fitsAfter(r, base, now, used, cost, r.c.Quota)
-		switch {
-		case !ok:
-			if res.Reason != ReasonCostExceedsQuota {
-				res.Decider, res.Reason, res.RetryAfterMs = i, ReasonCostExceedsQuota, 0
-			}
-		case res.Reason != ReasonCostExceedsQuota && (res.Allowed || retry > res.RetryAfterMs):
-			res.Decider, res.Reason, res.RetryAfterMs = i, ReasonQuotaExhausted, retry
-		}
-		res.Allowed = false
-	}
-	if res.Allowed {
-		for i := range p.limits {
-			add(st.ring(i), base, now, cost, false)
-		}
-		res.Changed = true
 	}
 	return res
 }
@@ -219,7 +260,7 @@ func (p *Policy) decideSuppressed(st state, base, now, cost int64, draw float64)
 		switch {
 		case acc+cost <= r.c.Quota:
 		case acc+cost > r.c.hard:
-			retry, ok := fitsAfter(r, base, now, acc, cost, r.c.hard)
+			retry, ok := fitsAfter(r, 0, base, now, acc, cost, r.c.hard)
 			reason := ReasonHardLimit
 			if !ok {
 				reason = ReasonCostExceedsQuota
@@ -247,7 +288,7 @@ func (p *Policy) decideSuppressed(st state, base, now, cost int64, draw float64)
 		// unit leaves the window, the earliest moment the odds improve.
 		r := st.ring(res.Decider)
 		acc := r.sumA()
-		retry, _ := fitsAfter(r, base, now, acc, 1, acc)
+		retry, _ := fitsAfter(r, 0, base, now, acc, 1, acc)
 		res.Allowed, res.Suppressed, res.Reason, res.RetryAfterMs = false, true, ReasonSuppressed, retry
 	default:
 		res.Decider = -1
@@ -274,26 +315,24 @@ func suppressionFactor(r ring, base, now int64) float64 {
 	return 1 - r.c.Rate/perceived
 }
 
-// report fills Limit, WindowMs, Remaining and ResetAfterMs from the tightest limit.
+// report fills Limit, WindowMs, Remaining and ResetAfterMs from the tightest limit, and applies
+// the key's block.
 func (p *Policy) report(st state, base, now int64, res *Result) {
 	for i := range p.limits {
 		r := st.ring(i)
-		used := r.sumA()
-		remaining := max(r.c.Quota-used, 0)
-		if i > 0 && remaining >= res.Remaining {
-			continue
-		}
-		res.Limit, res.WindowMs, res.Remaining, res.ResetAfterMs = r.c.Quota, r.c.WindowMs, remaining, 0
+		var resetAfter int64
 		if r.n() > 0 {
-			res.ResetAfterMs = max(base+r.end(0)+r.c.WindowMs-now, 0)
+			resetAfter = max(base+r.end(0)+r.c.WindowMs-now, 0)
 		}
+		res.tighten(i, r.c, max(r.c.Quota-r.sumA(), 0), resetAfter)
 	}
+	p.reportBlock(st.b, now, res)
 }
 
 // rebase moves base up to now minus the longest window, keeping every live bucket's start.
 func (p *Policy) rebase(st state, now int64) {
 	base := st.base()
-	newBase := now - p.LongestWindowMs()
+	newBase := now - p.windowMs
 	shift := newBase - base
 	if shift <= 0 {
 		return

@@ -60,3 +60,30 @@ func ExampleGCRA() {
 	// true 0 600000
 	// false 300
 }
+
+// Brute-force protection, counting on the response: 5 failed logins per 10 minutes, then a block
+// of 10 minutes. Each request is checked without being counted; a failure is recorded when its
+// response comes, a success clears the key.
+func ExamplePolicy_Record() {
+	failures, _ := algorithm.PerPeriod(5, 600, 0)
+	policy, _ := algorithm.NewPolicyOpts(algorithm.PolicyOptions{Strategy: algorithm.Absolute, BlockMs: 600_000}, failures)
+	const minute = 60_000
+	var state []byte
+	state, _ = policy.Record(nil, state, 0, 1) // two failures...
+	state, _ = policy.Record(nil, state, 30_000, 1)
+	state = policy.Reset(nil, minute) // ...then a success
+	for i := int64(0); i < 5; i++ {
+		state, _ = policy.Record(nil, state, 2*minute+i*1000, 1)
+	}
+	res := policy.Check(state, 3*minute, 1)
+	fmt.Println("check:", res.Allowed, res.Reason, res.RetryAfterMs/1000, "s")
+	// The check turned the request down: the block starts.
+	state, res = policy.Block(nil, state, 3*minute, 1)
+	fmt.Println("block:", res.Allowed, res.Reason, res.RetryAfterMs/1000, "s")
+	res = policy.Check(state, 12*minute, 1)
+	fmt.Println("later:", res.Allowed, res.Reason, res.RetryAfterMs/1000, "s")
+	// Output:
+	// check: false quota_exhausted 540 s
+	// block: false quota_exhausted 600 s
+	// later: false blocked 60 s
+}

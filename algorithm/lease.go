@@ -7,6 +7,9 @@ type Lease struct {
 	Release, ReleaseAtMs int64
 	// Used and Denied are the units the proxy admitted and denied locally since that reservation.
 	Used, Denied int64
+	// Rejected are the units of Denied the proxy rejected for lack of room (quota exhausted, hard
+	// limit), not shed by the suppressed strategy's draw: with a block, they start it.
+	Rejected int64
 	// UsedAtMs (no earlier than the last admission; 0 for now) is when Used are counted: the
 	// earlier, the sooner they leave the window.
 	UsedAtMs int64
@@ -42,6 +45,10 @@ type Grant struct {
 // Meters (GCRA, TokenBucket): units are charged when they are reserved, so Used and Denied
 // change nothing; the unused part of the reservation comes back, but never more than the part
 // of the reservation that would not have refilled since ReleaseAtMs.
+//
+// Blocks: a lease with Rejected > 0 starts the policy's block (unless one runs); a blocked key
+// is granted nothing, not even what the release freed, and RetryAfterMs is at least the rest of
+// the block. What the lease reports is counted all the same.
 func (p *Policy) Lease(dst, old []byte, nowMs int64, l Lease) ([]byte, Grant, bool) {
 	if p.strategy.Meter() {
 		b, _ := p.loadMeter(dst, old)
@@ -77,11 +84,15 @@ func (p *Policy) Lease(dst, old []byte, nowMs int64, l Lease) ([]byte, Grant, bo
 		}
 		room = min(room, max(capacity-r.sumA(), 0))
 		if r.sumA()+1 > capacity {
-			retry, _ := fitsAfter(r, base, now, r.sumA(), 1, capacity)
+			retry, _ := fitsAfter(r, 0, base, now, r.sumA(), 1, capacity)
 			g.RetryAfterMs = max(g.RetryAfterMs, retry)
 		}
 	}
 	g.Units = max(min(l.Want, max(room, freed)), 0)
+	rest, started := p.leaseBlock(st.b, now, l)
+	if rest > 0 {
+		g.Units, g.RetryAfterMs = 0, max(g.RetryAfterMs, rest)
+	}
 	if g.Units > 0 {
 		for i := range p.limits {
 			r := st.ring(i)
@@ -94,7 +105,7 @@ func (p *Policy) Lease(dst, old []byte, nowMs int64, l Lease) ([]byte, Grant, bo
 	var res Result
 	p.report(st, base, now, &res)
 	g.Limit, g.WindowMs, g.Remaining, g.ResetAfterMs = res.Limit, res.WindowMs, res.Remaining, res.ResetAfterMs
-	return st.b, g, l.Release > 0 || l.Used > 0 || l.Denied > 0 || g.Units > 0
+	return st.b, g, l.Release > 0 || l.Used > 0 || l.Denied > 0 || g.Units > 0 || started
 }
 
 // release takes back up to units accepted units from the oldest bucket whose latest request is

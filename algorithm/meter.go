@@ -12,8 +12,12 @@ import (
 // tokens. SPEC.md has the formulas and the test vectors.
 //
 // State (little-endian): version u8, strategy u8, limit count u8, 0 u8, fingerprint u32, then per
-// limit TAT i64 (µs). Redis stores exactly these bytes.
+// limit TAT i64 (µs), then, with a block, the block's end i64 (ms). Redis stores these bytes
+// without the header.
 const meterHeaderSize = 8
+
+// maxMeterSize is the largest state of a meter.
+const maxMeterSize = meterHeaderSize + 8*MaxLimits + blockSize
 
 func newMeterPolicy(strategy Strategy, limits []Limit) (*Policy, error) {
 	p := &Policy{strategy: strategy, hardFactor: 1, size: meterHeaderSize + 8*len(limits)}
@@ -26,6 +30,7 @@ func newMeterPolicy(strategy Strategy, limits []Limit) (*Policy, error) {
 		c := compiled{Limit: l, hard: l.Quota, offset: meterHeaderSize + 8*i, intervalUs: l.IntervalUs()}
 		c.toleranceUs = c.Quota * c.intervalUs
 		p.limits = append(p.limits, c)
+		p.windowMs = max(p.windowMs, c.WindowMs, (c.toleranceUs+999)/1000)
 		var b [8]byte
 		for _, v := range []int64{c.Quota, c.intervalUs, c.WindowMs} {
 			le.PutUint64(b[:], uint64(v))
@@ -81,29 +86,14 @@ func tatAt(b []byte, c *compiled, now int64) (t int64, bad bool) {
 func ceilMs(us int64) int64 { return max(us+999, 0) / 1000 }
 
 func (p *Policy) decideMeter(dst, old []byte, nowMs, cost int64) ([]byte, Result) {
-	now := nowMs * 1000
 	b, reset := p.loadMeter(dst, old)
-	res := Result{Allowed: true, Decider: -1}
-	for i := range p.limits {
-		c := &p.limits[i]
-		t, bad := tatAt(b, c, now)
-		reset = reset || bad
-		if cost > c.Quota {
-			if res.Reason != ReasonCostExceedsQuota {
-				res.Decider, res.Reason, res.RetryAfterMs = i, ReasonCostExceedsQuota, 0
-			}
-			res.Allowed = false
-			continue
-		}
-		if over := t + cost*c.intervalUs - now - c.toleranceUs; over > 0 {
-			if retry := ceilMs(over); res.Reason != ReasonCostExceedsQuota && (res.Allowed || retry > res.RetryAfterMs) {
-				res.Decider, res.Reason, res.RetryAfterMs = i, ReasonQuotaExhausted, retry
-			}
-			res.Allowed = false
-		}
+	var res Result
+	p.admitMeter(b, nowMs, cost, &res)
+	if p.blockMs > 0 {
+		p.honourBlock(b, nowMs, &res)
 	}
-	res.Reset = reset
 	if res.Allowed {
+		now := nowMs * 1000
 		for i := range p.limits {
 			c := &p.limits[i]
 			t, _ := tatAt(b, c, now)
@@ -111,22 +101,53 @@ func (p *Policy) decideMeter(dst, old []byte, nowMs, cost int64) ([]byte, Result
 		}
 		res.Changed = true
 	}
-	p.reportMeter(b, now, &res)
+	p.blockOnRejection(b, nowMs, &res)
+	res.Reset = res.Reset || reset
+	p.reportMeter(b, nowMs, &res)
 	return b, res
 }
 
+// admitMeter tells in res whether cost fits every limit of the meter state b at nowMs, changing
+// nothing; res.Reset tells that a limit's TAT was not trusted (see tatAt).
+func (p *Policy) admitMeter(b []byte, nowMs, cost int64, res *Result) {
+	now := nowMs * 1000
+	*res = Result{Allowed: true, Decider: -1}
+	for i := range p.limits {
+		c := &p.limits[i]
+		t, bad := tatAt(b, c, now)
+		res.Reset = res.Reset || bad
+		if cost > c.Quota {
+			res.exhaust(i, 0, false)
+		} else if over := t + cost*c.intervalUs - now - c.toleranceUs; over > 0 {
+			res.exhaust(i, ceilMs(over), true)
+		}
+	}
+}
+
+// checkMeter is admitMeter on a key that may be blocked.
+func (p *Policy) checkMeter(b []byte, nowMs, cost int64, res *Result) {
+	p.admitMeter(b, nowMs, cost, res)
+	p.honourBlock(b, nowMs, res)
+}
+
+// honourBlock turns res into the answer of a blocked key when the key is blocked; the limits'
+// verdict is dropped (but not what they said of the state: Reset).
+func (p *Policy) honourBlock(b []byte, nowMs int64, res *Result) {
+	if p.blockedFor(b, nowMs) > 0 {
+		res.Allowed, res.Decider, res.Reason, res.RetryAfterMs = false, -1, ReasonBlocked, 0
+	}
+}
+
 // reportMeter fills Limit, WindowMs, Remaining and ResetAfterMs from the tightest limit: the one
-// with the fewest whole tokens left.
-func (p *Policy) reportMeter(b []byte, now int64, res *Result) {
+// with the fewest whole tokens left; and applies the key's block.
+func (p *Policy) reportMeter(b []byte, nowMs int64, res *Result) {
+	now := nowMs * 1000
 	for i := range p.limits {
 		c := &p.limits[i]
 		t, _ := tatAt(b, c, now)
-		left := max(c.toleranceUs-(t-now), 0) / c.intervalUs
-		if i > 0 && left >= res.Remaining {
-			continue
-		}
-		res.Limit, res.WindowMs, res.Remaining, res.ResetAfterMs = c.Quota, c.WindowMs, left, ceilMs(t-now)
+		res.tighten(i, c, max(c.toleranceUs-(t-now), 0)/c.intervalUs, ceilMs(t-now))
 	}
+	p.reportBlock(b, nowMs, res)
 }
 
 // leaseMeter applies a lease to a meter state (see Policy.Lease). Units are charged when they
@@ -153,12 +174,18 @@ func (p *Policy) leaseMeter(b []byte, nowMs int64, l Lease) (Grant, bool) {
 		}
 	}
 	g.Units = max(min(l.Want, max(room, freed)), 0)
+	rest, started := p.leaseBlock(b, nowMs, l)
+	if rest > 0 {
+		g.Units, g.RetryAfterMs = 0, max(g.RetryAfterMs, rest)
+	}
 	for i := range p.limits {
+		// Never beyond what a state may hold and be trusted (tatAt): freed units granted back
+		// above a recorded debt would otherwise restart the limit.
 		c := &p.limits[i]
-		setTat(b, c, tatOf(b, c)+g.Units*c.intervalUs)
+		setTat(b, c, min(tatOf(b, c)+g.Units*c.intervalUs, now+2*c.toleranceUs))
 	}
 	var res Result
-	p.reportMeter(b, now, &res)
+	p.reportMeter(b, nowMs, &res)
 	g.Limit, g.WindowMs, g.Remaining, g.ResetAfterMs = res.Limit, res.WindowMs, res.Remaining, res.ResetAfterMs
-	return g, l.Release > 0 || g.Units > 0
+	return g, l.Release > 0 || g.Units > 0 || started
 }

@@ -246,7 +246,7 @@ func TestMeterDecideDoesNotAllocate(t *testing.T) {
 }
 
 func FuzzDecodeMeterState(f *testing.F) {
-	p := mustPolicy(f, TokenBucket, 1, mustBucket(f, 10, 5), mustBucket(f, 0.5, 20))
+	p := mustPolicyOpts(f, PolicyOptions{Strategy: TokenBucket, BlockMs: 2000}, mustBucket(f, 10, 5), mustBucket(f, 0.5, 20))
 	seed, _ := p.Decide(nil, nil, 1000, 1, 0)
 	f.Add(seed, int64(1500), int64(1))
 	f.Add([]byte{}, int64(0), int64(1))
@@ -254,16 +254,7 @@ func FuzzDecodeMeterState(f *testing.F) {
 		if now < 0 || now > 1<<40 || cost > 1<<20 {
 			return
 		}
-		next, res := p.Decide(nil, state, now, cost, 0)
-		if len(next) != p.StateSize() {
-			t.Fatalf("state size %d", len(next))
-		}
-		if res.Remaining < 0 || res.RetryAfterMs < 0 || res.ResetAfterMs < 0 || res.Remaining > res.Limit {
-			t.Fatalf("result out of bounds: %+v", res)
-		}
-		if !p.validMeter(next) {
-			t.Fatal("Decide wrote an invalid state")
-		}
+		fuzzOperations(t, p, state, now, cost, 0, p.validMeter)
 	})
 }
 

@@ -54,9 +54,13 @@ const MaxLimits = 16
 type Policy struct {
 	strategy    Strategy
 	hardFactor  float64
+	blockMs     int64
 	limits      []compiled
-	size        int
+	size        int // the state's size, its block end included
 	fingerprint uint32
+	// windowMs is the longest window (for a meter, of its windows and refill times): a state
+	// that ends further ahead is not trusted, and rebases keep that much.
+	windowMs int64
 }
 
 type compiled struct {
@@ -68,9 +72,32 @@ type compiled struct {
 	intervalUs, toleranceUs int64
 }
 
-// NewPolicy compiles limits decided together with strategy. hardLimitFactor (h >= 1) sets the
-// hard quota H = floor(Q × h) of the suppressed strategy; it must be 1 for absolute.
+// PolicyOptions are a policy's settings besides its limits.
+type PolicyOptions struct {
+	Strategy Strategy
+	// HardLimitFactor (h >= 1) sets the hard quota H = floor(Q × h) of the suppressed strategy;
+	// it must be 1 (or 0, read as 1) for the others.
+	HardLimitFactor float64
+	// BlockMs, when > 0, blocks a key that a decision rejects for lack of room (quota exhausted,
+	// hard limit) for that long: every request is rejected until the block ends, whatever the
+	// key's usage (SPEC.md, "Blocks"). At most MaxBlockMs.
+	BlockMs int64
+}
+
+// MaxBlockMs is the longest block: 31 days, as the longest window.
+const MaxBlockMs = MaxRefillMs
+
+// NewPolicy compiles limits decided together with strategy: NewPolicyOpts without a block.
 func NewPolicy(strategy Strategy, hardLimitFactor float64, limits ...Limit) (*Policy, error) {
+	return NewPolicyOpts(PolicyOptions{Strategy: strategy, HardLimitFactor: hardLimitFactor}, limits...)
+}
+
+// NewPolicyOpts compiles limits decided together with the options o.
+func NewPolicyOpts(o PolicyOptions, limits ...Limit) (*Policy, error) {
+	strategy, hardLimitFactor := o.Strategy, o.HardLimitFactor
+	if hardLimitFactor == 0 {
+		hardLimitFactor = 1
+	}
 	if strategy < Absolute || strategy > TokenBucket {
 		return nil, fmt.Errorf("unknown strategy %d", strategy)
 	}
@@ -83,9 +110,37 @@ func NewPolicy(strategy Strategy, hardLimitFactor float64, limits ...Limit) (*Po
 	if strategy != Suppressed && hardLimitFactor != 1 {
 		return nil, errors.New("hard limit factor applies to the suppressed strategy only")
 	}
-	if strategy.Meter() {
-		return newMeterPolicy(strategy, limits)
+	if o.BlockMs < 0 || o.BlockMs > MaxBlockMs {
+		return nil, fmt.Errorf("block of %d ms: must be between 0 and %d ms (31 days)", o.BlockMs, int64(MaxBlockMs))
 	}
+	var (
+		p   *Policy
+		err error
+	)
+	if strategy.Meter() {
+		p, err = newMeterPolicy(strategy, limits)
+	} else {
+		p, err = newWindowPolicy(strategy, hardLimitFactor, limits)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if o.BlockMs > 0 {
+		// The block's end is the state's last 8 bytes; a policy without a block keeps the
+		// format it had before blocks existed, and its fingerprint.
+		p.blockMs = o.BlockMs
+		p.size += blockSize
+		h := fnv.New32a()
+		var b [12]byte
+		le.PutUint32(b[:], p.fingerprint)
+		le.PutUint64(b[4:], uint64(o.BlockMs))
+		h.Write(b[:])
+		p.fingerprint = h.Sum32()
+	}
+	return p, nil
+}
+
+func newWindowPolicy(strategy Strategy, hardLimitFactor float64, limits []Limit) (*Policy, error) {
 	p := &Policy{strategy: strategy, hardFactor: hardLimitFactor, size: headerSize}
 	h := fnv.New32a()
 	var b [8]byte
@@ -105,6 +160,7 @@ func NewPolicy(strategy Strategy, hardLimitFactor float64, limits ...Limit) (*Po
 		}
 		p.size += limitHeaderSize + c.buckets*p.recordSize()
 		p.limits = append(p.limits, c)
+		p.windowMs = max(p.windowMs, l.WindowMs)
 		for _, v := range []int64{l.Quota, l.WindowMs, l.GroupMs, int64(math.Float64bits(l.Rate))} {
 			binary.LittleEndian.PutUint64(b[:], uint64(v))
 			h.Write(b[:])
@@ -139,15 +195,13 @@ func (p *Policy) StateSize() int { return p.size }
 // for other limits is reset rather than misread.
 func (p *Policy) Fingerprint() uint32 { return p.fingerprint }
 
-// LongestWindowMs is the longest window of the policy: a key untouched for that long has no
-// live state left. For a meter it is the time an empty meter takes to refill completely.
-func (p *Policy) LongestWindowMs() int64 {
-	var w int64
-	for _, c := range p.limits {
-		w = max(w, c.WindowMs, (c.toleranceUs+999)/1000)
-	}
-	return w
-}
+// LongestWindowMs is the longest window of the policy, or its block when that is longer: a key
+// untouched for that long has no live state left (the state's time to live). For a meter it is
+// the time an empty meter takes to refill completely.
+func (p *Policy) LongestWindowMs() int64 { return max(p.windowMs, p.blockMs) }
+
+// BlockMs returns the policy's block (0: none).
+func (p *Policy) BlockMs() int64 { return p.blockMs }
 
 // ShortestWindowMs returns the shortest window of the policy's limits (for a meter, the window
 // its results report: see Result.WindowMs).

@@ -10,10 +10,12 @@ import "encoding/binary"
 //	                  sumA u32 (admitted/accepted), sumD u32 (denied; attempted = sumA + sumD), 0 u32,
 //	                  then Buckets() records: start u32 and end u32 (ms after base: first and
 //	                  latest request counted in the bucket), a u32, [d u32 for suppressed]
+//	with a block:     the block's end i64 (ms; 0 or past: none), the last 8 bytes
 const (
 	formatVersion   = 1
 	headerSize      = 24
 	limitHeaderSize = 16
+	blockSize       = 8
 	// rebaseAfterMs keeps bucket offsets far from the u32 limit: once the latest time is that far
 	// past base, base moves up.
 	rebaseAfterMs = 1 << 30
@@ -40,7 +42,7 @@ func (p *Policy) load(dst, old []byte, now int64) (st state, reset bool) {
 	// A state from more than a window in the future (a clock stepped back that far, or a corrupt
 	// time) is started afresh rather than trusted: it would otherwise lock the key until the
 	// clock caught up.
-	if p.valid(old) && int64(le.Uint64(old[16:]))-now <= p.LongestWindowMs() {
+	if p.usable(old, now) {
 		copy(dst, old)
 		return st, false
 	}
@@ -52,6 +54,11 @@ func (p *Policy) load(dst, old []byte, now int64) (st state, reset bool) {
 	le.PutUint64(dst[8:], uint64(now))
 	le.PutUint64(dst[16:], uint64(now))
 	return st, len(old) != 0
+}
+
+// usable tells whether old is a valid state of p not written more than a window ahead of now.
+func (p *Policy) usable(old []byte, now int64) bool {
+	return p.valid(old) && int64(le.Uint64(old[16:]))-now <= p.windowMs
 }
 
 // valid checks everything a decision relies on to stay in bounds; counters that do not add up are

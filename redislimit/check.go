@@ -108,28 +108,51 @@ func (a *argv) clock() {
 	}
 }
 
-// header reads strategy, fingerprint and the number of limits.
+// header reads strategy, fingerprint, the block and the number of limits.
 func (a *argv) header(strategies ...algorithm.Strategy) (algorithm.Strategy, int) {
 	st := algorithm.Strategy(a.integer("strategy", 0, math.MaxUint8))
 	if !slices.Contains(strategies, st) {
 		a.fail("strategy %d: want one of %v", st, strategies)
 	}
 	a.integer("fingerprint", 0, math.MaxUint32)
+	a.block()
 	return st, a.limits()
 }
 
 func (a *argv) limits() int { return int(a.integer("limits", 1, algorithm.MaxLimits)) }
 
-// end reads an optional lease tail: 'lease' and six integers.
-func (a *argv) end() {
+// block reads the policy's block.
+func (a *argv) block() { a.integer("block_ms", 0, algorithm.MaxBlockMs) }
+
+// mode reads what follows the limits: nothing (a decision), a mode's word and its arguments
+// ('refund' and at_ms; 'lease' and 7 integers). countsOnResponse says whether the strategy may
+// check, block and record.
+func (a *argv) mode(countsOnResponse bool) {
 	if a.next == len(a.args) || len(a.errs) > 0 {
 		return
 	}
-	if s, _ := a.take("lease"); s != "lease" || len(a.args)-a.next != 6 {
-		a.fail("%d arguments: the limits end at %d, or 'lease' and 6 integers follow", len(a.args), a.next-1)
+	word, _ := a.take("mode")
+	var ints []string
+	switch word {
+	case "check", "block", "record":
+		if !countsOnResponse {
+			a.fail("mode %s: the strategy does not count on the response", word)
+			return
+		}
+	case "reset":
+	case "refund":
+		ints = []string{"at_ms"}
+	case "lease":
+		ints = []string{"release", "release_at_ms", "used", "denied", "want", "used_at_ms", "rejected"}
+	default:
+		a.fail("argument %d %.20q: the limits end at %d, or a mode follows (check, block, record, reset, refund, lease)", a.next, word, a.next-1)
 		return
 	}
-	for _, what := range []string{"release", "release_at_ms", "used", "denied", "want", "used_at_ms"} {
+	if len(a.args)-a.next != len(ints) {
+		a.fail("%d arguments: mode %s takes %d after it", len(a.args), word, len(ints))
+		return
+	}
+	for _, what := range ints {
 		a.integer(what, 0, math.MaxInt64)
 	}
 }
@@ -161,7 +184,7 @@ func (a *argv) decide() int {
 		limits[i] = l
 		records += l.Buckets()
 	}
-	a.end()
+	a.mode(st.CountsOnResponse() == nil)
 	// The limits' own rules (window, group, at most MaxBuckets buckets) as the configuration
 	// checks them.
 	if _, err := algorithm.NewPolicy(algorithm.Absolute, 1, limits...); err != nil {
@@ -175,6 +198,7 @@ func (a *argv) decide() int {
 func (a *argv) meter() int {
 	a.integer("cost", 1, algorithm.MaxQuota)
 	a.clock()
+	a.block()
 	n := a.limits() // no strategy or fingerprint: a meter's state has none (FORMAT.md)
 	for range n {
 		if len(a.errs) > 0 {
@@ -184,6 +208,6 @@ func (a *argv) meter() int {
 		a.integer("burst", 1, algorithm.MaxQuota)
 		a.integer("window_ms", 1, math.MaxInt32)
 	}
-	a.end()
+	a.mode(true)
 	return n
 }

@@ -1,23 +1,28 @@
--- floodgate: one decision for one key of a sliding-window policy (absolute, suppressed), all of
--- its limits, atomically. It mirrors algorithm.Policy.Decide and Policy.Lease (Go) exactly, on a
--- compact encoding of the same buckets (redislimit/FORMAT.md): only live buckets are stored, 8
--- bytes each, so a decision costs O(1) Lua work plus copying the key's bytes, whatever the
--- window's length.
+-- floodgate: one call for one key of a sliding-window policy (absolute, suppressed), all of its
+-- limits, atomically. It mirrors algorithm.Policy (Go) exactly, on a compact encoding of the
+-- same buckets (redislimit/FORMAT.md): only live buckets are stored, 8 bytes each, so a decision
+-- costs O(1) Lua work plus copying the key's bytes, whatever the window's length.
 --
 -- KEYS[1]  the key's state (all keys of one limiter key share a {hash tag}: Cluster-safe)
 -- ARGV[1]  cost (integer >= 1)             ARGV[2]  random draw in [0, 1) (made by the caller)
 -- ARGV[3]  now in ms, or "" for Redis TIME ARGV[4]  deadline in ms of Redis time, or "": past it
 --          the script changes nothing and answers {-1}
 -- ARGV[5]  strategy: 1 absolute, 2 suppressed ARGV[6]  fingerprint of the limits
--- ARGV[7]  number of limits
+-- ARGV[7]  block in ms (0: none)           ARGV[8]  number of limits
 -- then per limit: quota, window_ms, group_ms, and for suppressed rate (per second), hard quota
+-- then the mode: nothing for a decision (Policy.Decide), or one of
+--   'check'             Policy.Check: changes nothing
+--   'block'             Policy.Block: a rejection for lack of room starts the block
+--   'record'            Policy.Record: counts the cost whatever the quota
+--   'reset'             Policy.Reset: a fresh state
+--   'refund', at_ms     Policy.Refund of cost units admitted at at_ms
 -- Returns {allowed, limit, window_ms, remaining, retry_after_ms, reset_after_ms,
---          suppression_factor * 1e6, suppressed, decider (0-based, -1), reason, reset, now_ms}
+--          suppression_factor * 1e6, suppressed, decider (0-based, -1), reason, reset, now_ms};
+-- reset and refund answer what a check of the cost answers afterwards.
 --
--- Lease mode (hybrid backend): after the limits, 'lease', release, release_at_ms, used, denied,
--- want, used_at_ms (see algorithm.Policy.Lease). Returns {granted, now_ms, limit, window_ms,
--- remaining, reset_after_ms, retry_after_ms (when nothing could be granted), suppression_factor
--- * 1e6}.
+-- Lease mode (hybrid backend): 'lease', release, release_at_ms, used, denied, want, used_at_ms,
+-- rejected (see algorithm.Policy.Lease). Returns {granted, now_ms, limit, window_ms, remaining,
+-- reset_after_ms, retry_after_ms (when nothing could be granted), suppression_factor * 1e6}.
 
 -- Numbers are read by arithmetic on ARGV's strings (cheaper than tonumber), and each limit's
 -- table is built whole (no rehash as fields are added): Redis runs this on every request.
@@ -34,10 +39,14 @@ local REBASE_AFTER = 1073741824 -- 2^30 ms
 local U32 = 4294967295
 local CONT = 4294967295 -- the end field of a continuation record
 local HAS_CONT = 2147483648 -- added to the end field of a record a continuation follows
-local strategy, fingerprint, n = ARGV[5] + 0, ARGV[6] + 0, ARGV[7] + 0
+local strategy, fingerprint, block, n = ARGV[5] + 0, ARGV[6] + 0, ARGV[7] + 0, ARGV[8] + 0
 local sup = strategy == 2
 local per, recfmt = 3, '<I4I4'
 if sup then per, recfmt = 5, '<I4I2I2' end
+local lo = 8 + per * n
+local mode = ARGV[lo + 1] -- nil: a decision
+local tail = 0 -- the block's end, i64 ms, ends the state of a policy with a block
+if block > 0 then tail = 8 end
 
 local function clamp(v)
   if v < 0 then return 0 end
@@ -47,7 +56,7 @@ end
 
 local L, longest = {}, 0
 for i = 1, n do
-  local o = 7 + (i - 1) * per
+  local o = 8 + (i - 1) * per
   local w, g, rate, hard = ARGV[o + 2] + 0, ARGV[o + 3] + 0, 0, 0
   if sup then rate, hard = ARGV[o + 4] + 0, ARGV[o + 5] + 0 end
   local l = {quota = ARGV[o + 1] + 0, window = w, group = g, buckets = math.floor((w + g - 1) / g), rate = rate, hard = hard,
@@ -83,11 +92,11 @@ local function enc(e, a, d)
   return struct.pack('<I4I2I2I4I2I2', e + HAS_CONT, a % 65536, d % 65536, CONT, math.floor(a / 65536), math.floor(d / 65536))
 end
 
--- decode fills every limit from the stored state; it returns the state's base and last time, or
--- nil when the state is unusable (absent, corrupt, other limits, or from more than a window in
--- the future).
+-- decode fills every limit from the stored state; it returns the state's base, last time and
+-- block end, or nil when the state is unusable (absent, corrupt, other limits, or from more than
+-- a window in the future).
 local function decode(s)
-  if not s or #s < 20 + 16 * n then return nil end
+  if not s or #s < 20 + 16 * n + tail then return nil end
   local ver, strat, count, _, fp, base, last = struct.unpack('<BBBBI4i8I4', s)
   if ver ~= 2 or strat ~= strategy or count ~= n or fp ~= fingerprint or last > 2 * REBASE_AFTER then return nil end
   last = base + last
@@ -100,16 +109,19 @@ local function decode(s)
     l.src, l.off, l.ns, l.extra, l.nbody = s, pos, nr, '', nr
     pos = pos + 8 * nr
   end
-  if pos ~= #s + 1 then return nil end
-  return base, last
+  if pos + tail ~= #s + 1 then return nil end
+  local block_end = 0
+  if tail > 0 then block_end = struct.unpack('<i8', s, pos) end
+  return base, last, block_end
 end
 
 local reset = 0
-local s = redis.call('GET', KEYS[1])
-local base, last = decode(s)
+local s = false -- a reset reads nothing: it writes a fresh state
+if mode ~= 'reset' then s = redis.call('GET', KEYS[1]) end
+local base, last, block_end = decode(s)
 if not base then
   if s then reset = 1 end
-  base, last = now, now
+  base, last, block_end = now, now, 0
   for _, l in ipairs(L) do l.nb, l.sa, l.sd, l.st, l.src, l.off, l.ns, l.extra, l.nbody = 0, 0, 0, 0, '', 1, 0, '', 0 end -- decode may have begun
 end
 if last > now then now = last end -- a clock going backwards counts as no time passing
@@ -177,6 +189,29 @@ local function add(l, c, denied)
   end
 end
 
+-- release takes back up to units accepted units from the oldest bucket whose latest request is
+-- no earlier than at: the bucket a reservation or an admission made at that time went into.
+local function release(l, at, units)
+  local k = 0
+  while k < l.nbody do
+    local e, a, d, w = rec(l, k)
+    if base + e >= at then
+      local c = math.min(a, units)
+      local r = enc(e, a - c, d)
+      local body = string.sub(l.src, l.off, l.off + 8 * l.ns - 1) .. l.extra
+      l.src = string.sub(body, 1, k * 8) .. r .. string.sub(body, (k + w) * 8 + 1)
+      l.nbody, l.sa = l.nbody - w + #r / 8, clamp(l.sa - c)
+      l.off, l.ns, l.extra = 1, l.nbody, ''
+      return
+    end
+    k = k + w
+  end
+  if l.te and base + l.te >= at then
+    local c = math.min(l.ta, units)
+    l.ta, l.sa = l.ta - c, clamp(l.sa - c)
+  end
+end
+
 -- fits_after: time until used - (what expires) + c <= quota, oldest bucket first; false when c
 -- can never fit.
 local function fits_after(l, used, c, quota)
@@ -209,7 +244,33 @@ local function suppression_factor(l)
   return 1 - l.rate / perceived
 end
 
--- report returns the tightest limit: the least remaining.
+-- blocked_for: the rest of the key's block, 0 when it is not blocked; an end more than two
+-- blocks ahead is not trusted.
+local function blocked_for()
+  local rest = block_end - now
+  if block == 0 or rest <= 0 or rest > 2 * block then return 0 end
+  return rest
+end
+
+-- admit applies the absolute rule (accepted units against the quota), counting nothing. Reasons:
+-- 0 allowed, 1 quota exhausted, 2 cost exceeds quota.
+local function admit(c)
+  local ok_, decider, reason, retry = true, -1, 0, 0
+  for i, l in ipairs(L) do
+    if l.sa + c > l.quota then
+      local ms, ok = fits_after(l, l.sa, c, l.quota)
+      if not ok then
+        if reason ~= 2 then decider, reason, retry = i - 1, 2, 0 end
+      elseif reason ~= 2 and (ok_ or ms > retry) then
+        decider, reason, retry = i - 1, 1, ms
+      end
+      ok_ = false
+    end
+  end
+  return ok_, decider, reason, retry
+end
+
+-- report returns the tightest limit (the least remaining), and applies the key's block.
 local function report()
   local limit, window, remaining, reset_after = 0, 0, 0, 0
   for i, l in ipairs(L) do
@@ -223,7 +284,12 @@ local function report()
       end
     end
   end
-  return limit, window, remaining, reset_after
+  local rest = blocked_for()
+  if rest > 0 then
+    remaining = 0
+    if rest > reset_after then reset_after = rest end
+  end
+  return limit, window, remaining, reset_after, rest
 end
 
 local function save()
@@ -235,40 +301,23 @@ local function save()
     v[n + 3 * i - 1] = string.sub(l.src, l.off, l.off + 8 * l.ns - 1)
     v[n + 3 * i], v[n + 3 * i + 1] = l.extra, t
   end
-  redis.call('SET', KEYS[1], table.concat(v), 'PX', longest + 1000)
+  local ttl = longest
+  if tail > 0 then
+    v[4 * n + 2] = struct.pack('<i8', block_end)
+    if block_end - now > ttl then ttl = block_end - now end
+  end
+  redis.call('SET', KEYS[1], table.concat(v), 'PX', ttl + 1000)
 end
 
-local lo = 7 + per * n
-if ARGV[lo + 1] == 'lease' then
-  local release, release_at = ARGV[lo + 2] + 0, ARGV[lo + 3] + 0
+if mode == 'lease' then
+  local release_n, release_at = ARGV[lo + 2] + 0, ARGV[lo + 3] + 0
   local used, denied, want = ARGV[lo + 4] + 0, ARGV[lo + 5] + 0, ARGV[lo + 6] + 0
-  local used_at = ARGV[lo + 7] + 0
+  local used_at, rejected = ARGV[lo + 7] + 0, ARGV[lo + 8] + 0
   if used_at <= 0 or used_at > now then used_at = now end
   if used_at < base then used_at = base end
-  local room, freed, retry, sf = want, math.max(release - used, 0), 0, 0
+  local room, freed, retry, sf = want, math.max(release_n - used, 0), 0, 0
   for _, l in ipairs(L) do
-    if release > 0 and release_at > now - l.window then
-      -- The reservation went into the bucket of its time: the oldest whose latest request is
-      -- no earlier.
-      local k, done = 0, false
-      while k < l.nbody do
-        local e, a, d, w = rec(l, k)
-        if base + e >= release_at then
-          local c = math.min(a, release)
-          local r = enc(e, a - c, d)
-          local body = string.sub(l.src, l.off, l.off + 8 * l.ns - 1) .. l.extra
-          l.src = string.sub(body, 1, k * 8) .. r .. string.sub(body, (k + w) * 8 + 1)
-          l.nbody, l.sa, done = l.nbody - w + #r / 8, clamp(l.sa - c), true
-          l.off, l.ns, l.extra = 1, l.nbody, ''
-          break
-        end
-        k = k + w
-      end
-      if not done and l.te and base + l.te >= release_at then
-        local c = math.min(l.ta, release)
-        l.ta, l.sa = l.ta - c, clamp(l.sa - c)
-      end
-    end
+    if release_n > 0 and release_at > now - l.window then release(l, release_at, release_n) end
     if used > 0 then
       -- into the newest bucket unless a new one can start at used_at; an end never moves back
       if l.nb == 0 or (used_at - (base + l.st) >= l.group and used_at >= base + l.te and l.nb < l.buckets) then
@@ -287,6 +336,11 @@ if ARGV[lo + 1] == 'lease' then
     if l.sa + 1 > cap then retry = math.max(retry, (fits_after(l, l.sa, 1, cap))) end
   end
   local grant = math.max(math.min(want, math.max(room, freed)), 0)
+  -- A lease reporting rejections starts the block; a blocked key is granted nothing.
+  local started = block > 0 and rejected > 0 and blocked_for() == 0
+  if started then block_end = now + block end
+  local rest = blocked_for()
+  if rest > 0 then grant, retry = 0, math.max(retry, rest) end
   if grant > 0 then
     for _, l in ipairs(L) do
       add(l, grant, false)
@@ -294,30 +348,48 @@ if ARGV[lo + 1] == 'lease' then
     end
   end
   local limit, window, remaining, reset_after = report()
-  if release > 0 or used > 0 or denied > 0 or grant > 0 then save() end
+  if release_n > 0 or used > 0 or denied > 0 or grant > 0 or started then save() end
   return {grant, now, limit, window, remaining, reset_after, retry, math.floor(sf * 1000000 + 0.5)}
 end
 
--- Reasons: 0 allowed, 1 quota exhausted, 2 cost exceeds quota, 3 hard limit, 4 suppressed.
-local cost, draw = math.max(1, ARGV[1] + 0), ARGV[2] + 0
+-- Reasons: 0 allowed, 1 quota exhausted, 2 cost exceeds quota, 3 hard limit, 4 suppressed,
+-- 5 blocked.
+local cost = math.max(1, ARGV[1] + 0)
 local allowed, decider, reason, retry, sf, suppressed = true, -1, 0, 0, 0, false
-if not sup then
-  for i, l in ipairs(L) do
-    if l.sa + cost > l.quota then
-      local ms, ok = fits_after(l, l.sa, cost, l.quota)
-      if not ok then
-        if reason ~= 2 then decider, reason, retry = i - 1, 2, 0 end
-      elseif reason ~= 2 and (allowed or ms > retry) then
-        decider, reason, retry = i - 1, 1, ms
+local changed = false
+if mode == 'refund' then
+  local at = ARGV[lo + 2] + 0
+  if s and reset == 0 then -- a state that is not the policy's is left alone
+    for _, l in ipairs(L) do
+      if at > now - l.window and l.sa > 0 then
+        release(l, at, cost)
+        if sup then add(l, cost, true) end
+        changed = true
       end
-      allowed = false
     end
   end
-  if allowed then
+elseif mode == 'reset' then
+  changed = true
+end
+
+if blocked_for() > 0 then
+  allowed, reason = false, 5
+  if mode == 'record' then
     for _, l in ipairs(L) do add(l, cost, false) end
+    changed = true
+  end
+elseif mode or not sup then
+  allowed, decider, reason, retry = admit(cost)
+  if mode == 'record' then
+    for _, l in ipairs(L) do add(l, cost, false) end
+    changed = true
+  elseif allowed and not mode then
+    for _, l in ipairs(L) do add(l, cost, false) end
+    changed = true
   end
 else
-  local hard = false
+  -- a suppressed decision
+  local draw, hard = ARGV[2] + 0, false
   for i, l in ipairs(L) do
     local acc = l.sa
     if acc + cost <= l.quota then
@@ -345,10 +417,21 @@ else
     decider = -1
   end
   for _, l in ipairs(L) do add(l, cost, not allowed) end
+  changed = true
 end
 
-local limit, window, remaining, reset_after = report()
-if allowed or sup then save() end
+-- A rejection for lack of room starts the block (a decision, a block, a record).
+if block > 0 and not allowed and (reason == 1 or reason == 3) and (not mode or mode == 'block' or mode == 'record') then
+  block_end, changed = now + block, true
+end
+if mode == 'record' then
+  local _, _, _, r = admit(1) -- how long the key has no room
+  retry = r
+end
+
+local limit, window, remaining, reset_after, rest = report()
+if rest > retry then retry = rest end
+if changed then save() end
 
 local a, su = 0, 0
 if allowed then a = 1 end

@@ -96,7 +96,16 @@ func policy(t *testing.T, s algorithm.Strategy, h float64, limits ...algorithm.L
 	return p
 }
 
-// differentialPolicies covers every strategy, one and several limits, fractional rates.
+func blocking(t *testing.T, s algorithm.Strategy, h float64, blockMs int64, limits ...algorithm.Limit) *algorithm.Policy {
+	t.Helper()
+	p, err := algorithm.NewPolicyOpts(algorithm.PolicyOptions{Strategy: s, HardLimitFactor: h, BlockMs: blockMs}, limits...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// differentialPolicies covers every strategy, one and several limits, fractional rates, blocks.
 func differentialPolicies(t *testing.T) []struct {
 	name    string
 	p       *algorithm.Policy
@@ -116,18 +125,25 @@ func differentialPolicies(t *testing.T) []struct {
 		{"gcra two limits, fractional", policy(t, algorithm.GCRA, 1, limit(t, 7, 1, 0), limit(t, 1.5, 20, 0)), 0},
 		{"token bucket", policy(t, algorithm.TokenBucket, 1, bucket(t, 3.3, 5)), 0},
 		{"token bucket two limits", policy(t, algorithm.TokenBucket, 1, bucket(t, 20, 4), bucket(t, 0.7, 12)), 0},
+		// Blocks: the block's end in the state, and every mode honouring it.
+		{"absolute two limits, block", blocking(t, algorithm.Absolute, 1, 700, limit(t, 10, 1, 100), limit(t, 3, 10, 1000)), 0},
+		{"suppressed, block", blocking(t, algorithm.Suppressed, 2, 1500, limit(t, 10, 2, 100)), 0},
+		{"gcra two limits, block", blocking(t, algorithm.GCRA, 1, 400, limit(t, 7, 1, 0), limit(t, 1.5, 20, 0)), 0},
+		{"token bucket, block", blocking(t, algorithm.TokenBucket, 1, 2500, bucket(t, 3.3, 5)), 0},
 		// Windows longer than 2^30 ms: the clock's jumps rebase offsets while buckets are live.
 		{"absolute, 20-day window", policy(t, algorithm.Absolute, 1, limit(t, 10, 1, 100), limit(t, 0.0005, 1_728_000, 0)), 0},
 		{"suppressed, 20-day window", policy(t, algorithm.Suppressed, 2, limit(t, 0.0005, 1_728_000, 0)), 0},
+		{"absolute, 20-day window and block", blocking(t, algorithm.Absolute, 1, 30_000, limit(t, 0.0005, 1_728_000, 0)), 0},
 		// Buckets above 65535 units: suppressed records need a continuation in Redis.
 		{"suppressed, heavy costs", policy(t, algorithm.Suppressed, 3, limit(t, 300_000, 2, 100)), 60_000},
 		{"absolute, heavy costs", policy(t, algorithm.Absolute, 1, limit(t, 3_000_000, 1, 100)), 600_000},
 	}
 }
 
-// TestDifferential decides the same random traffic with algorithm/ and with the Lua scripts on a
-// real redis-server, with the same clock and draws, with and without hybrid leases mixed in:
-// every answer must be the same.
+// TestDifferential runs the same random traffic through algorithm/ and the Lua scripts on a real
+// redis-server, with the same clock and draws: decisions, checks, blocks, records (costs beyond
+// any quota among them), resets, refunds of earlier admissions, and, in a second run, hybrid
+// leases (reporting rejections now and then). Every answer must be the same.
 func TestDifferential(t *testing.T) {
 	for pi, pc := range differentialPolicies(t) {
 		for _, leases := range []bool{false, true} {
@@ -144,6 +160,9 @@ func differential(t *testing.T, p *algorithm.Policy, key string, seed uint64, le
 	var state []byte
 	now := int64(1_700_000_000_000)
 	var lastGrant algorithm.Grant
+	type admission struct{ at, cost int64 }
+	var admitted []admission // recent admissions (their time on Redis's clock), for refunds
+	modes, reasons, refunds := map[Mode]int{}, map[algorithm.Reason]int{}, 0
 	for i := 0; i < 3000; i++ {
 		now += rng.Int64N(120)
 		switch r := rng.IntN(1000); {
@@ -158,6 +177,9 @@ func differential(t *testing.T, p *algorithm.Policy, key string, seed uint64, le
 				l.Release, l.ReleaseAtMs = lastGrant.Units, lastGrant.AtMs
 				l.Used = rng.Int64N(l.Release + 2)
 				l.Denied = rng.Int64N(maxCost)
+				if rng.IntN(4) == 0 {
+					l.Rejected = rng.Int64N(l.Denied + 1)
+				}
 				if rng.IntN(2) == 0 {
 					l.UsedAtMs = now - rng.Int64N(200)
 				}
@@ -180,40 +202,97 @@ func differential(t *testing.T, p *algorithm.Policy, key string, seed uint64, le
 			lastGrant = want
 			continue
 		}
-		cost := 1 + rng.Int64N(maxCost)
+		c := Call{Cost: 1 + rng.Int64N(maxCost), Draw: rng.Float64(), NowMs: now}
 		if rng.IntN(200) == 0 {
-			cost = 1000 * maxCost // more than any quota
+			c.Cost = 1000 * maxCost // more than any quota
 		}
-		draw := rng.Float64()
-		next, want := p.Decide(nil, state, now, cost, draw)
-		if want.Changed {
-			state = next
+		switch r := rng.IntN(100); {
+		case r < 55:
+		case r < 65:
+			c.Mode = ModeCheck
+		case r < 71:
+			c.Mode = ModeBlock
+		case r < 85:
+			c.Mode = ModeRecord
+		case r < 88:
+			c.Mode = ModeReset
+		case len(admitted) > 0:
+			a := admitted[rng.IntN(len(admitted))]
+			c.Mode, c.Cost, c.AtMs = ModeRefund, a.cost, a.at
 		}
-		got := evalLua(t, key, p, now, cost, draw)
+		modes[c.Mode]++
+		var want algorithm.Result
+		switch c.Mode {
+		case ModeDecide:
+			var next []byte
+			if next, want = p.Decide(nil, state, now, c.Cost, c.Draw); want.Changed {
+				state = next
+			}
+		case ModeCheck:
+			want = p.Check(state, now, c.Cost)
+		case ModeBlock:
+			var next []byte
+			if next, want = p.Block(nil, state, now, c.Cost); want.Changed {
+				state = next
+			}
+		case ModeRecord:
+			state, want = p.Record(nil, state, now, c.Cost)
+		case ModeReset:
+			state = p.Reset(nil, now)
+			want = p.Check(state, now, c.Cost)
+		case ModeRefund:
+			if next, changed := p.Refund(nil, state, now, c.AtMs, c.Cost); changed {
+				state = next
+				refunds++
+			}
+			want = p.Check(state, now, c.Cost)
+		}
+		got, redisNow, err := ResultAt(runScript(t, key, p, Args(p, c)))
+		if err != nil {
+			t.Fatal(err)
+		}
 		want.Changed, want.Reset = false, false
 		got.Reset = false
 		if math.Abs(got.SuppressionFactor-want.SuppressionFactor) > 1e-6 {
-			t.Fatalf("request %d: suppression factor %v (lua) vs %v (go)", i, got.SuppressionFactor, want.SuppressionFactor)
+			t.Fatalf("call %d (mode %d): suppression factor %v (lua) vs %v (go)", i, c.Mode, got.SuppressionFactor, want.SuppressionFactor)
 		}
 		got.SuppressionFactor = want.SuppressionFactor
 		if got != want {
-			t.Fatalf("request %d at %d cost %d draw %.3f:\n lua %+v\n go  %+v", i, now, cost, draw, got, want)
+			t.Fatalf("call %d at %d %+v:\n lua %+v\n go  %+v", i, now, c, got, want)
+		}
+		reasons[got.Reason]++
+		if c.Mode == ModeDecide && got.Allowed {
+			if admitted = append(admitted, admission{redisNow, c.Cost}); len(admitted) > 50 {
+				admitted = admitted[1:]
+			}
 		}
 	}
-	if ttl := rdb.PTTL(context.Background(), key).Val(); ttl <= 0 {
+	for m := ModeDecide; m <= ModeRefund; m++ {
+		if modes[m] < 20 {
+			t.Fatalf("mode %d ran %d times: the traffic does not test it", m, modes[m])
+		}
+	}
+	if refunds < 10 || (p.BlockMs() > 0 && reasons[algorithm.ReasonBlocked] < 20) {
+		t.Fatalf("%d refunds gave units back, %d answers said blocked: the traffic does not test them", refunds, reasons[algorithm.ReasonBlocked])
+	}
+	stored, err := rdb.Get(context.Background(), key).Bytes()
+	if err != nil && !p.Strategy().Meter() {
+		t.Fatal(err) // a sliding window's state lives a window at least
+	}
+	if ttl := rdb.PTTL(context.Background(), key).Val(); err == nil && ttl <= 0 {
 		t.Fatalf("no TTL on the state key: %v", ttl)
 	}
 	if p.Strategy() == algorithm.Suppressed && maxCost > 1<<15 {
 		// The heavy cases did exercise continuation records (FORMAT.md).
-		if stored := rdb.Get(context.Background(), key).Val(); !strings.Contains(stored, "\xff\xff\xff\xff") {
+		if !strings.Contains(string(stored), "\xff\xff\xff\xff") {
 			t.Fatal("no continuation record in the state: the case does not test them")
 		}
 	}
 	if p.Strategy().Meter() {
-		// A meter's Redis state is the local one without its 8-byte header.
-		stored, err := rdb.Get(context.Background(), key).Bytes()
+		// A meter's Redis state is the local one without its 8-byte header (a full meter, as a
+		// reset leaves it, may be gone: it expires at once).
 		if err != nil {
-			t.Fatal(err)
+			stored = make([]byte, len(state)-8)
 		}
 		if !bytes.Equal(stored, state[8:]) {
 			t.Fatalf("Redis holds %x, Go %x", stored, state[8:])
@@ -241,15 +320,18 @@ func TestDeadline(t *testing.T) {
 	for i, p := range []*algorithm.Policy{
 		policy(t, algorithm.Absolute, 1, limit(t, 2, 1, 100)),
 		policy(t, algorithm.Suppressed, 2, limit(t, 2, 1, 100)),
-		policy(t, algorithm.GCRA, 1, limit(t, 2, 1, 0)),
+		blocking(t, algorithm.GCRA, 1, 1000, limit(t, 2, 1, 0)),
 		policy(t, algorithm.TokenBucket, 1, bucket(t, 2, 2)),
 	} {
 		key := fmt.Sprintf("{fg:deadline:%d}:s", i)
 		rdb.Del(context.Background(), key)
-		late := Call{Cost: 1, NowMs: now, DeadlineMs: now - 1}
-		if _, err := Result(runScript(t, key, p, Args(p, late))); !errors.Is(err, ErrDeadlinePassed) {
-			t.Fatalf("%s: a late decision answered %v", p.Strategy(), err)
+		for m := ModeDecide; m <= ModeRefund; m++ {
+			late := Call{Mode: m, Cost: 1, NowMs: now, DeadlineMs: now - 1, AtMs: now - 10}
+			if _, err := Result(runScript(t, key, p, Args(p, late))); !errors.Is(err, ErrDeadlinePassed) {
+				t.Fatalf("%s: a late call of mode %d answered %v", p.Strategy(), m, err)
+			}
 		}
+		late := Call{Cost: 1, NowMs: now, DeadlineMs: now - 1}
 		if _, err := GrantOf(runScript(t, key, p, LeaseArgs(p, Lease{Want: 2}, late))); !errors.Is(err, ErrDeadlinePassed) {
 			t.Fatalf("%s: a late lease answered %v", p.Strategy(), err)
 		}

@@ -141,7 +141,7 @@ func decide(verb, key string, p *algorithm.Policy) string {
 }
 
 func TestProtocol(t *testing.T) {
-	srv := newServer(t, redisAddr, Options{MaxBody: 16 << 10})
+	srv := newServer(t, redisAddr, Options{MaxBody: 32 << 10}) // an EVAL carries decide.lua (17 KB)
 	p := policy(t)
 	key := "{floodgate:p:1a2b}"
 	evalsha, eval := decide("EVALSHA", key, p), decide("EVAL", key, p)
@@ -165,7 +165,7 @@ func TestProtocol(t *testing.T) {
 		{name: "script load not allowed", path: "/", token: testToken, body: `["SCRIPT","LOAD","return 1"]`, status: 400, want: `{"error":"ERR command SCRIPT is not allowed by this helper"}`},
 		{name: "not allowed inside a pipeline", path: "/pipeline", token: testToken, body: `[["PING"],["SET","a","b"]]`, status: 400, want: `{"error":"ERR command SET is not allowed by this helper (command 1)"}`},
 		{name: "bad json", path: "/", token: testToken, body: `{"cmd":"PING"}`, status: 400},
-		{name: "body too large", path: "/", token: testToken, body: `["PING","` + strings.Repeat("x", 17<<10) + `"]`, status: 413},
+		{name: "body too large", path: "/", token: testToken, body: `["PING","` + strings.Repeat("x", 33<<10) + `"]`, status: 413},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -190,7 +190,7 @@ func TestOnlyFloodgateScriptsOnFloodgateKeys(t *testing.T) {
 	sha := decideLua.SHA
 	pinned := redislimit.Args(p, redislimit.Call{Cost: 1, Draw: 0.5, NowMs: 1_700_000_000_000})
 	huge := slices.Clone(args)
-	huge[8], huge[9] = "2000000", "1" // a window of 2 000 s in 1 ms buckets
+	huge[9], huge[10] = "2000000", "1" // a window of 2 000 s in 1 ms buckets
 	for _, tc := range []struct {
 		name, body, want string
 	}{
