@@ -132,7 +132,7 @@ func Args(p *algorithm.Policy, c Call) []string {
 	limits := p.Limits()
 	meter := p.Strategy().Meter()
 	out := make([]string, 0, 8+5*len(limits)+8)
-	out = append(out, strconv.FormatInt(c.Cost, 10))
+	out = append(out, strconv.FormatInt(max(c.Cost, 1), 10)) // a cost < 1 counts as 1 (and a reset has none)
 	if !meter {
 		out = append(out, strconv.FormatFloat(c.Draw, 'g', -1, 64))
 	}
