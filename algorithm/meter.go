@@ -88,10 +88,7 @@ func ceilMs(us int64) int64 { return max(us+999, 0) / 1000 }
 func (p *Policy) decideMeter(dst, old []byte, nowMs, cost int64) ([]byte, Result) {
 	b, reset := p.loadMeter(dst, old)
 	var res Result
-	p.admitMeter(b, nowMs, cost, &res)
-	if p.blockMs > 0 {
-		p.honourBlock(b, nowMs, &res)
-	}
+	p.checkMeter(b, nowMs, cost, &res)
 	if res.Allowed {
 		now := nowMs * 1000
 		for i := range p.limits {

@@ -28,7 +28,7 @@ var (
 	//go:embed meter.lua
 	meterSource string
 
-	decideScript = LuaScript{Name: "decide", Source: decideSource, SHA: "00d55de2617222b33f8e6355f73a43d505995eeb"}
+	decideScript = LuaScript{Name: "decide", Source: decideSource, SHA: "225c41f7beb1f6b3d203a13c5e6259bc47657821"}
 	meterScript  = LuaScript{Name: "meter", Source: meterSource, SHA: "b3e3dd998ca1bcf21656987934aedfce0cacfe50"}
 )
 
