@@ -29,7 +29,7 @@ var (
 	meterSource string
 
 	decideScript = LuaScript{Name: "decide", Source: decideSource, SHA: "225c41f7beb1f6b3d203a13c5e6259bc47657821"}
-	meterScript  = LuaScript{Name: "meter", Source: meterSource, SHA: "b3e3dd998ca1bcf21656987934aedfce0cacfe50"}
+	meterScript  = LuaScript{Name: "meter", Source: meterSource, SHA: "d650db3892aa3b15440e8313b26747a1306ac8fb"}
 )
 
 // Scripts lists every script floodgate runs in Redis. The helper runs these and nothing else, so
