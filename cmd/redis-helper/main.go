@@ -57,6 +57,7 @@ func run(logger *slog.Logger) error {
 	maxBody := flag.Int64("max-body", 64<<10, "largest request body, bytes")
 	maxPipeline := flag.Int("max-pipeline", 500, "most commands in one /pipeline call")
 	timeout := flag.Duration("timeout", time.Second, "Redis time budget of one request")
+	inFlight := flag.Int("in-flight", 2, "single commands out to Redis at once; more leave together in one pipeline")
 	flag.Parse()
 
 	token, err := secret(*tokenFile, "FLOODGATE_HELPER_TOKEN")
@@ -107,7 +108,7 @@ func run(logger *slog.Logger) error {
 	defer client.Close()
 
 	h, err := redishelper.New(client, redishelper.Options{Token: token, KeyPrefixes: strings.Split(*prefixes, ","),
-		MaxBody: *maxBody, MaxPipeline: *maxPipeline, Timeout: *timeout, Logger: logger})
+		MaxBody: *maxBody, MaxPipeline: *maxPipeline, Timeout: *timeout, InFlight: *inFlight, Logger: logger})
 	if err != nil {
 		return err
 	}

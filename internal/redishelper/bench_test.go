@@ -1,13 +1,18 @@
 package redishelper
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/floodgate-proxy/floodgate/algorithm"
 	"github.com/floodgate-proxy/floodgate/redislimit"
+	"github.com/redis/go-redis/v9"
 )
 
 // BenchmarkScriptCost measures, in Redis itself (INFO commandstats, so neither the network nor
@@ -122,4 +127,65 @@ func scriptStats(b *testing.B) (calls, usec int64) {
 		}
 	}
 	return calls, usec
+}
+
+// BenchmarkDecision is one decision through the helper as the plugin asks for it (EVALSHA of
+// the decision script, a {floodgate:...} key, bearer token) over loopback HTTP/1.1 with
+// keep-alive, on a policy that never rejects; parallel runs 16 clients per core. The client
+// shares the process: profile with -cpuprofile and focus on net/http.(*conn).serve to see the
+// helper's part.
+//
+//	go test -run '^$' -bench Decision -cpuprofile cpu.out ./internal/redishelper/
+func BenchmarkDecision(b *testing.B) {
+	l, err := algorithm.NewLimit(1e9, 1, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := algorithm.NewPolicy(algorithm.Absolute, 1, l)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := redisAdmin.ScriptLoad(b.Context(), redislimit.ScriptFor(p).Source).Err(); err != nil {
+		b.Fatal(err)
+	}
+	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{redisAddr}, Username: aclUser, Password: aclPassword, Protocol: 2})
+	defer client.Close()
+	h, err := New(client, Options{Token: testToken})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs := httptest.NewServer(h)
+	defer hs.Close()
+	bodies := make([][]byte, 1000)
+	for i := range bodies {
+		bodies[i] = []byte(decide("EVALSHA", fmt.Sprintf("{floodgate:bench:%d}", i), p))
+	}
+	httpClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	decideOnce := func(b *testing.B, i int) {
+		req, _ := http.NewRequest(http.MethodPost, hs.URL+"/", bytes.NewReader(bodies[i%len(bodies)]))
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := httpClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || !bytes.HasPrefix(body, []byte(`{"result":[1,`)) {
+			b.Fatalf("%d %s", res.StatusCode, body)
+		}
+	}
+	b.Run("sequential", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			decideOnce(b, i)
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.SetParallelism(16)
+		b.RunParallel(func(pb *testing.PB) {
+			for i := 0; pb.Next(); i++ {
+				decideOnce(b, i)
+			}
+		})
+	})
 }

@@ -181,8 +181,7 @@ func Run(t *testing.T, newGateway func(t *testing.T, config string) Gateway) {
 			g := newGateway(t, sc.Config)
 			for i, st := range sc.Steps {
 				for r := 0; r < max(st.Repeat, 1); r++ {
-					headers := append([][2]string{{":method", "GET"}, {":path", "/api/items"}, {":authority", "api.example.com"}}, st.Headers...)
-					status, resp, body := g.Send(t, st.Source, dedupe(headers))
+					status, resp, body := g.Send(t, st.Source, st.request())
 					where := fmt.Sprintf("step %d (repeat %d)", i, r)
 					if status != st.Status {
 						t.Fatalf("%s: status %d, want %d (headers %v, body %q)", where, status, st.Status, resp, body)
@@ -204,6 +203,12 @@ func Run(t *testing.T, newGateway func(t *testing.T, config string) Gateway) {
 			}
 		})
 	}
+}
+
+// request returns the headers of the step's request: the defaults, overridden by the step's.
+func (st Step) request() [][2]string {
+	headers := append([][2]string{{":method", "GET"}, {":path", "/api/items"}, {":authority", "api.example.com"}}, st.Headers...)
+	return dedupe(headers)
 }
 
 // dedupe keeps the last value of each header (a step may override :path).

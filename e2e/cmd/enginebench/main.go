@@ -1,0 +1,382 @@
+// Command enginebench measures plugin.wasm in the two engines the project runs it in, wazero
+// (e2e/envoyhost) and V8 with Envoy's flags (e2e/v8host, through node), against the no-op plugin,
+// and writes the report into BENCHMARKS.md between its markers. `make bench` runs it:
+//
+//	go run ./e2e/cmd/enginebench -plugin plugin.wasm -unoptimized build/plugin.go.wasm \
+//		-noop build/noop.wasm -baseline build/baseline-cfda2e5.wasm -report BENCHMARKS.md
+//
+// Figures: CPU (and wall) ns per request in interleaved rounds (every case once per round, in a
+// fresh proxy of one worker VM) and the median of the per-round ratios to the no-op plugin; in V8
+// also the guest's time (inside exported calls minus inside imports) and a sampled profile of it;
+// eager and lazy compile times in V8, each in a fresh node process; the VM's memory after 100 000
+// requests over 10 000 keys; the module's size by section and its code by package. Nothing is
+// asserted: the figures depend on the machine, and the ratios are what to compare.
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"time"
+)
+
+const (
+	beginMarker = "<!-- enginebench:begin -->"
+	endMarker   = "<!-- enginebench:end -->"
+)
+
+func main() {
+	plugin := flag.String("plugin", "plugin.wasm", "the plugin module")
+	noop := flag.String("noop", "build/noop.wasm", "the no-op plugin module (cmd/noop-plugin)")
+	hostcalls := flag.String("hostcalls", "", "the module that only makes a decision's host calls (cmd/hostcalls-plugin, optional)")
+	unoptimized := flag.String("unoptimized", "", "the plugin module as the Go linker wrote it, before wasm-opt (optional)")
+	baseline := flag.String("baseline", "", "the plugin module to compare compile time with (optional)")
+	baselineName := flag.String("baseline-name", "baseline", "how the report names the baseline module")
+	rounds := flag.Int("rounds", 7, "interleaved rounds")
+	requests := flag.Int("requests", 20000, "timed requests per case and round")
+	warmup := flag.Int("warmup", 3000, "requests before timing (V8 compiles functions lazily, on first call)")
+	compiles := flag.Int("compiles", 5, "node processes per module and compile mode")
+	v8host := flag.String("v8host", "e2e/v8host", "the directory of the V8 host scripts")
+	report := flag.String("report", "", "file whose report section to rewrite (default: print it)")
+	flag.Parse()
+
+	start := time.Now()
+	md, err := run(options{plugin: *plugin, unoptimized: *unoptimized, noop: *noop, hostcalls: *hostcalls, baseline: *baseline, baselineName: *baselineName,
+		rounds: *rounds, requests: *requests, warmup: *warmup, compiles: *compiles, v8host: *v8host})
+	if err != nil {
+		log.Fatal(err)
+	}
+	md += fmt.Sprintf("\n(The run took %s.)\n", time.Since(start).Round(time.Second))
+	if *report == "" {
+		fmt.Print(md)
+		return
+	}
+	if err := rewrite(*report, md); err != nil {
+		log.Fatal(err)
+	}
+}
+
+type options struct {
+	plugin, unoptimized, noop, hostcalls, baseline, baselineName string
+	rounds, requests, warmup, compiles                           int
+	v8host                                                       string
+}
+
+var headers = [][2]string{{":method", "GET"}, {":path", "/api/items"}, {":authority", "api.example.com"}, {"x-api-key", "k"}}
+
+func config(fields string) string {
+	return `{"shared_data":{"slots":1024},"policies":[{"name":"p",` + fields + `}]}`
+}
+
+// The cases of e2e's BenchmarkRequest (same configurations, same 1024 rotating clients), then the
+// 1-limit case on the module before wasm-opt and the host-calls-only plugin when given.
+func cases(o options) []benchCase {
+	cs := []benchCase{
+		{Name: "no-op plugin", Wasm: o.noop, Config: "{}", Keys: 1024, Headers: headers},
+		{Name: "absolute, 1 limit", Wasm: o.plugin, Config: config(`"key":[{"type":"client_ip"}],"limits":[{"rate":1000000}]`), Keys: 1024, Headers: headers},
+		{Name: "absolute, 3 limits (1 s, 1 min, 1 h)", Wasm: o.plugin, Config: config(`"key":[{"type":"client_ip"}],"limits":[{"rate":1000000},{"requests":"100000000/m"},{"requests":"1000000000/h"}]`), Keys: 1024, Headers: headers},
+		{Name: "absolute, every request rejected", Wasm: o.plugin, Config: config(`"key":[{"type":"constant","value":"all"}],"limits":[{"requests":"1/h"}]`), Keys: 1024, Headers: headers},
+	}
+	if o.unoptimized != "" {
+		c := cs[1]
+		c.Name, c.Wasm = "absolute, 1 limit, before wasm-opt", o.unoptimized
+		cs = append(cs, c)
+	}
+	if o.hostcalls != "" {
+		cs = append(cs, benchCase{Name: "host calls of a decision, no logic (cmd/hostcalls-plugin)", Wasm: o.hostcalls, Config: "{}", Keys: 1024, Headers: headers})
+	}
+	return cs
+}
+
+func run(o options) (string, error) {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	cs := cases(o)
+
+	w("## Two engines: wazero and V8 with Envoy's flags (`make bench`)\n\n")
+	w("Generated by `make bench` (`go run ./e2e/cmd/enginebench`, see its doc comment); do not edit by hand.\n")
+	w("%s. Date: %s. V8 flags: `%s` (Envoy's: proxy-wasm-cpp-host src/v8/v8.cc).\n\n", machine(), time.Now().UTC().Format("2006-01-02 15:04 UTC"), strings.Join(envoyV8Flags, " "))
+
+	// Sizes first: they need no measuring.
+	mods := []struct{ name, path string }{{"plugin.wasm", o.plugin}, {"no-op plugin", o.noop}}
+	if o.unoptimized != "" {
+		mods = append(mods, struct{ name, path string }{"plugin.wasm before wasm-opt", o.unoptimized})
+	}
+	if o.baseline != "" {
+		mods = append(mods, struct{ name, path string }{o.baselineName, o.baseline})
+	}
+	sizes := map[string]moduleSize{}
+	for _, m := range mods {
+		s, err := readModule(m.path)
+		if err != nil {
+			return "", err
+		}
+		sizes[m.name] = s
+	}
+
+	log.Printf("compile times in V8 (%d node processes)", 2*o.compiles*len(mods))
+	comp := map[string]*compileTimes{}
+	for i := 0; i < o.compiles; i++ {
+		for _, m := range mods {
+			cfg := cs[1].Config
+			if m.name == "no-op plugin" {
+				cfg = "{}"
+			}
+			if comp[m.name] == nil {
+				comp[m.name] = &compileTimes{}
+			}
+			if err := v8Compile(o.v8host, m.path, cfg, comp[m.name]); err != nil {
+				return "", err
+			}
+		}
+	}
+
+	log.Printf("requests: %d interleaved rounds of %d requests per case, wazero then V8", o.rounds, o.requests)
+	wz, err := wazeroRounds(cs, o.rounds, o.warmup, o.requests)
+	if err != nil {
+		return "", err
+	}
+	v8, err := v8Rounds(o.v8host, cs, o.rounds, o.warmup, o.requests)
+	if err != nil {
+		return "", err
+	}
+
+	log.Printf("memory after 100 000 requests over 10 000 keys")
+	type memRow struct {
+		gogc         string
+		wazero       uint32
+		v8Mem, v8CPU float64
+	}
+	var mem []memRow
+	for _, gogc := range []string{"", "50", "25"} {
+		c := cs[1]
+		c.Keys = 10000
+		if gogc != "" {
+			c.Env = map[string]string{"GOGC": gogc}
+		}
+		wzMem, err := wazeroMemory(c, 100000)
+		if err != nil {
+			return "", err
+		}
+		v8Mem, v8CPU, err := v8Memory(o.v8host, c, 100000)
+		if err != nil {
+			return "", err
+		}
+		mem = append(mem, memRow{gogc: gogc, wazero: wzMem, v8Mem: v8Mem, v8CPU: v8CPU})
+	}
+	v8Mem, wzMem := mem[0].v8Mem, mem[0].wazero
+
+	w("### Per request\n\n")
+	w("One worker VM; a request is context create, request headers, response headers, log, done, delete; 1024 client IPs rotate (one key for the rejecting case). %d interleaved rounds of %d requests after %d of warm-up; medians, and the median of each round's ratio to the no-op plugin. ns are CPU time of the process per request (steadier than wall time on a shared machine; wall time in the last columns). Guest time (V8 only) is the time inside exported calls (and the allocator) minus the time inside imports, less the cost of timing them (measured on a module that does nothing), as a share of a second, timed run, applied to the first run's CPU time.\n\n", o.rounds, o.requests, o.warmup)
+	w("| case | wazero ns | ratio | V8 ns | ratio | V8 guest ns | guest ratio | imports per request | wall ns: wazero, V8 |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for i, c := range cs {
+		w("| %s | %s | %.2f | %s | %.2f | %s | %.2f | %.0f | %s, %s |\n", c.Name,
+			num(median(field(wz[i].Rounds, "cpu"))), ratio(wz[i].Rounds, wz[0].Rounds, "cpu"),
+			num(median(field(v8[i].Rounds, "cpu"))), ratio(v8[i].Rounds, v8[0].Rounds, "cpu"),
+			num(median(field(v8[i].Rounds, "guest"))), ratio(v8[i].Rounds, v8[0].Rounds, "guest"),
+			median(field(v8[i].Rounds, "imports")), num(median(field(wz[i].Rounds, "ns"))), num(median(field(v8[i].Rounds, "ns"))))
+	}
+
+	w("\n### Module size and compile time in V8\n\n")
+	w("Eager: `new WebAssembly.Module` with `--no-wasm-lazy-compilation` (every function through TurboFan); lazy (V8's default): until the canary VM is configured (module, instance, `_initialize`, start, configure; functions compiled on first call). CPU ms of every thread of the process (V8 compiles on background threads), then wall ms; medians of %d fresh node processes each, interleaved.\n\n", o.compiles)
+	w("| module | bytes | code | data | name section | eager compile, CPU ms | wall ms | lazy, first VM, CPU ms | wall ms |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, m := range mods {
+		s, c := sizes[m.name], comp[m.name]
+		w("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", m.name, num(float64(s.total)), num(float64(s.code)), num(float64(s.data)), num(float64(s.names)),
+			num(median(c.eagerCPU)), num(median(c.eager)), num(median(c.lazyCPU)), num(median(c.lazy)))
+	}
+
+	w("\n### Memory per VM\n\nLinear memory of the worker VM after 100 000 requests over 10 000 client IPs (absolute, 1 limit), with the collector's default and with a lower `GOGC` given to the VM (Envoy: `vm_config.environment_variables`; Istio: WasmPlugin `vmConfig.env`); the CPU time per request of that run in V8. The module starts with %s pages of 64 KiB (its static data and the first stack) before any heap.\n\n", num(float64(sizes["plugin.wasm"].initialPages)))
+	w("| GOGC | wazero MiB | V8 MiB | V8 CPU ns per request |\n| --- | ---: | ---: | ---: |\n")
+	for _, m := range mem {
+		w("| %s | %.1f | %.1f | %s |\n", cmp.Or(m.gogc, "default (100)"), float64(m.wazero)/(1<<20), m.v8Mem/(1<<20), num(m.v8CPU))
+	}
+
+	w("\n### Targets (issue 15)\n\n| target | measured | met |\n| --- | --- | --- |\n")
+	target := func(what, measured string, ok bool) {
+		w("| %s | %s | %s |\n", what, measured, map[bool]string{true: "yes", false: "no"}[ok])
+	}
+	ps := sizes["plugin.wasm"]
+	target("plugin.wasm at most 2.5 MB", fmt.Sprintf("%.2f MB", float64(ps.total)/1e6), ps.total <= 2500000)
+	if o.baseline != "" {
+		r := median(comp["plugin.wasm"].eagerCPU) / median(comp[o.baselineName].eagerCPU)
+		wall := median(comp["plugin.wasm"].eager) / median(comp[o.baselineName].eager)
+		target("eager TurboFan compile at most 45% of "+o.baselineName+"'s", fmt.Sprintf("%.0f%% of its CPU time (wall: %.0f%%)", 100*r, 100*wall), r <= 0.45)
+	}
+	g1, g3 := ratio(v8[1].Rounds, v8[0].Rounds, "guest"), ratio(v8[2].Rounds, v8[0].Rounds, "guest")
+	floor := ""
+	if o.hostcalls != "" {
+		floor = fmt.Sprintf(" (the host calls alone, cmd/hostcalls-plugin: %.2fx)", ratio(v8[len(v8)-1].Rounds, v8[0].Rounds, "guest"))
+	}
+	target("V8 guest time, absolute 1 limit, at most 2x the no-op's", fmt.Sprintf("%.2fx%s", g1, floor), g1 <= 2)
+	target("V8 guest time, absolute 3 limits, at most 3x the no-op's", fmt.Sprintf("%.2fx", g3), g3 <= 3)
+	target("memory per VM after 100 000 requests over 10 000 keys at most 4 MiB",
+		fmt.Sprintf("V8 %.1f MiB, wazero %.1f MiB", v8Mem/(1<<20), float64(wzMem)/(1<<20)), v8Mem <= 4<<20)
+
+	pkgs, err := packagesOf("./cmd/floodgate")
+	if err != nil {
+		return "", err
+	}
+	noopPkgs, err := packagesOf("./cmd/noop-plugin")
+	if err != nil {
+		return "", err
+	}
+	for k, v := range noopPkgs {
+		pkgs[k] = v
+	}
+	w("\n### Where plugin.wasm's code goes\n\nFunction body bytes by package (the name section's function names), largest first; the no-op plugin's column is what the Go runtime and the ABI layer cost alone.\n\n")
+	w("| package | plugin.wasm | no-op plugin |\n| --- | ---: | ---: |\n")
+	noopBy := map[string]float64{}
+	for _, p := range byPackage(floats(sizes["no-op plugin"].funcs), pkgs) {
+		noopBy[p.name] = p.value
+	}
+	pluginBy := byPackage(floats(ps.funcs), pkgs)
+	var rest, restNoop float64
+	for i, p := range pluginBy {
+		if i < 25 {
+			w("| %s | %s | %s |\n", p.name, num(p.value), num(noopBy[p.name]))
+		} else {
+			rest += p.value
+			restNoop += noopBy[p.name]
+		}
+	}
+	w("| (%d more) | %s | %s |\n", max(0, len(pluginBy)-25), num(rest), num(restNoop))
+
+	w("\n### Where guest time goes in V8\n\nns per request in each package's wasm functions (self time: share of the samples of a third, profiled run, times the CPU ns per request; the sampler misses samples when the machine is busy, so this is a rough picture), for the no-op plugin and floodgate deciding with 1 and 3 limits; then the busiest functions of the 1-limit case.\n\n")
+	w("| package | no-op | absolute, 1 limit | absolute, 3 limits |\n| --- | ---: | ---: | ---: |\n")
+	per := make([]map[string]float64, 3)
+	for i := range per {
+		per[i] = map[string]float64{}
+		for _, p := range byPackage(v8[i].GuestByFunction, pkgs) {
+			per[i][p.name] = p.value
+		}
+	}
+	for i, p := range byPackage(v8[1].GuestByFunction, pkgs) {
+		if i == 15 {
+			break
+		}
+		w("| %s | %s | %s | %s |\n", p.name, num(per[0][p.name]), num(p.value), num(per[2][p.name]))
+	}
+	w("\n| function (absolute, 1 limit) | ns per request |\n| --- | ---: |\n")
+	for i, f := range sorted(v8[1].GuestByFunction) {
+		if i == 20 {
+			break
+		}
+		w("| `%s` | %s |\n", f.name, num(f.value))
+	}
+	return b.String(), nil
+}
+
+func floats(m map[string]int) map[string]float64 {
+	out := make(map[string]float64, len(m))
+	for k, v := range m {
+		out[k] = float64(v)
+	}
+	return out
+}
+
+func field(rs []round, which string) []float64 {
+	out := make([]float64, len(rs))
+	for i, r := range rs {
+		switch which {
+		case "ns":
+			out[i] = r.NS
+		case "cpu":
+			out[i] = r.CPUNS
+		case "guest":
+			out[i] = r.GuestNS
+		case "imports":
+			out[i] = r.ImportsPerRequest
+		}
+	}
+	return out
+}
+
+// ratio is the median over rounds of a case's figure divided by the base case's in that round.
+func ratio(rs, base []round, which string) float64 {
+	a, b := field(rs, which), field(base, which)
+	out := make([]float64, 0, len(a))
+	for i := range a {
+		if b[i] > 0 {
+			out = append(out, a[i]/b[i])
+		}
+	}
+	return median(out)
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// num formats a figure with thin groups of three digits, as BENCHMARKS.md writes them.
+func num(x float64) string {
+	s := fmt.Sprintf("%.0f", x)
+	var out []byte
+	for i := range s {
+		if i > 0 && (len(s)-i)%3 == 0 && s[i-1] != '-' {
+			out = append(out, ' ')
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}
+
+// machine describes where the figures come from.
+func machine() string {
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				cpu = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	load := ""
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		load = ", load average " + strings.Join(strings.Fields(string(b))[:3], " ") + " at the start"
+	}
+	nodeVersion, _ := exec.Command("node", "-p", "process.version + ' (V8 ' + process.versions.v8 + ')'").Output()
+	wazero := "?"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/tetratelabs/wazero" {
+				wazero = d.Version
+			}
+		}
+	}
+	return fmt.Sprintf("Machine: %d cores, %s%s; %s, node %s, wazero %s", runtime.NumCPU(), cpu, load, runtime.Version(), strings.TrimSpace(string(nodeVersion)), wazero)
+}
+
+// rewrite replaces the report section of file (between the markers), or appends it.
+func rewrite(file, md string) error {
+	old, err := os.ReadFile(file)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	section := []byte(beginMarker + "\n" + md + endMarker + "\n")
+	i, j := bytes.Index(old, []byte(beginMarker)), bytes.Index(old, []byte(endMarker))
+	var out []byte
+	if i >= 0 && j > i {
+		out = append(append(append([]byte(nil), old[:i]...), section...), bytes.TrimPrefix(old[j+len(endMarker):], []byte("\n"))...)
+	} else {
+		out = append(append(bytes.TrimRight(old, "\n"), "\n\n"...), section...)
+	}
+	return os.WriteFile(file, out, 0o644)
+}
