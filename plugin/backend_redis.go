@@ -38,7 +38,12 @@ var guardDraw = math.Nextafter(1, 0)
 func (b *redisBackend) decide(c *call) (outcome, bool) {
 	guard, gerr := b.local.decideNow(c.key, c.now, c.cost, guardDraw)
 	if gerr == nil && !guard.Allowed {
-		return outcome{res: guard}, false // this proxy alone used the quota up: Redis would refuse too
+		// This proxy alone used the quota up: Redis would refuse too. When that started the
+		// policy's block here, it starts in Redis too, for every proxy.
+		if b.policy.BlockMs() > 0 && guard.Reason == algorithm.ReasonQuotaExhausted {
+			b.background(c.ev.stream, c.key, redislimit.Call{Mode: redislimit.ModeBlock, Cost: c.cost, NowMs: -1}, nil)
+		}
+		return outcome{res: guard}, false
 	}
 	counted := gerr == nil
 	if b.helper.breaker.open(c.now) {

@@ -305,6 +305,8 @@ func problemJSON(status uint32, policy string, res algorithm.Result, retry int64
 		detail = "request shed near the limit"
 	case algorithm.ReasonHardLimit:
 		detail = "hard limit reached"
+	case algorithm.ReasonBlocked:
+		detail = "key blocked after a rejection"
 	}
 	return []byte(`{"type":"about:blank","title":"Too Many Requests","status":` + strconv.Itoa(int(status)) +
 		`,"detail":` + strconv.Quote(detail) + `,"policy":` + strconv.Quote(policy) +
