@@ -127,7 +127,12 @@ type Policy struct {
 	HardLimitFactor float64
 	Cost            Cost
 	Shadow          bool
-	Response        Response
+	// Counting: when requests count (on arrival, or by the upstream's status) and which statuses
+	// clear a key.
+	Counting Counting
+	// BlockMs: a key rejected once is rejected for that long, whatever its usage (0: no block).
+	BlockMs  int64
+	Response Response
 	// Backend is where the state lives.
 	Backend BackendKind
 	// FailureMode applies when the state cannot be read or written: FailLocal by default for the
@@ -438,7 +443,7 @@ func (p *parser) parse(data []byte) *Config {
 }
 
 var policyFields = []string{"name", "match", "key", "missing_key", "limits", "tiers", "strategy", "hard_limit_factor",
-	"cost", "shadow", "response", "backend", "failure_mode"}
+	"cost", "shadow", "response", "backend", "failure_mode", "count", "reset", "block_for"}
 
 func (p *parser) policy(v gjson.Result, path string) *Policy {
 	if !p.object(v, path, policyFields...) {
@@ -477,6 +482,9 @@ func (p *parser) policy(v gjson.Result, path string) *Policy {
 			pol.HardLimitFactor = h.Num
 		}
 	}
+	if b := v.Get("block_for"); b.Exists() {
+		pol.BlockMs = p.blockFor(b, join(path, "block_for"))
+	}
 	if t := v.Get("tiers"); t.Exists() {
 		if v.Get("limits").Exists() {
 			p.errf(join(path, "limits"), "does not go with tiers: give the limits of requests without a listed tier as tiers.default")
@@ -514,6 +522,7 @@ func (p *parser) policy(v gjson.Result, path string) *Policy {
 			}
 		}
 	}
+	p.counting(v, path, pol)
 	return pol
 }
 
@@ -659,6 +668,8 @@ func (p *parser) strings(v gjson.Result, path string, norm func(string) string) 
 
 var requestsForm = regexp.MustCompile(`^([0-9]+)/([0-9]*)(s|m|h|d)$`)
 
+var durationForm = regexp.MustCompile(`^([0-9]{1,9})(s|m|h|d)$`)
+
 var unitSeconds = map[string]int64{"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 // limits parses an array of limits decided together under pol's strategy and compiles them.
@@ -682,7 +693,7 @@ func (p *parser) limits(v gjson.Result, path string, pol *Policy) ([]algorithm.L
 	if !ok {
 		return limits, nil
 	}
-	compiled, err := algorithm.NewPolicy(pol.Strategy, pol.HardLimitFactor, limits...)
+	compiled, err := algorithm.NewPolicyOpts(algorithm.PolicyOptions{Strategy: pol.Strategy, HardLimitFactor: pol.HardLimitFactor, BlockMs: pol.BlockMs}, limits...)
 	if err != nil {
 		p.errf(path, "%v", err)
 		return limits, nil

@@ -4,9 +4,12 @@ import (
 	"os"
 	"regexp"
 	"testing"
+
+	"github.com/tidwall/gjson"
 )
 
-// TestReadmeExamplesParse keeps the README's configuration examples valid.
+// TestReadmeExamplesParse keeps the README's configuration examples valid: whole configurations,
+// and single policies (an object with a "name"), checked as the only policy of one.
 func TestReadmeExamplesParse(t *testing.T) {
 	readme, err := os.ReadFile("../README.md")
 	if err != nil {
@@ -17,7 +20,11 @@ func TestReadmeExamplesParse(t *testing.T) {
 		t.Fatal("no json example in README.md")
 	}
 	for i, b := range blocks {
-		if _, err := Parse(b[1]); err != nil {
+		cfg := b[1]
+		if gjson.GetBytes(cfg, "name").Exists() {
+			cfg = []byte(`{"policies":[` + string(cfg) + `]}`)
+		}
+		if _, err := Parse(cfg); err != nil {
 			t.Errorf("README example %d:\n%s\n%v", i, b[1], err)
 		}
 	}

@@ -40,6 +40,8 @@ func TestSchemaMatchesParser(t *testing.T) {
 		{"$defs.limit.properties", sorted("rate", "window", "requests", "group_ms", "burst")},
 		{"$defs.policy.properties.tiers.properties", sorted("by", "values", "default")},
 		{"$defs.tier.properties", sorted("limits", "unlimited")},
+		{"$defs.policy.properties.count.properties", sorted("on", "statuses")},
+		{"$defs.policy.properties.reset.properties", sorted("statuses")},
 		{"$defs.policy.properties.missing_key.properties", sorted("action", "key", "value", "status")},
 	}
 	for _, tc := range tests {

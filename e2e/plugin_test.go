@@ -115,6 +115,12 @@ func send(t testing.TB, h *envoyhost.Host, source string, headers ...[2]string) 
 // sendHeaders runs one request with exactly these headers through h.
 func sendHeaders(t testing.TB, h *envoyhost.Host, source string, all [][2]string) answer {
 	t.Helper()
+	return sendUpstream(t, h, source, all, 200)
+}
+
+// sendUpstream runs one request through h; the upstream answers it with status upstream.
+func sendUpstream(t testing.TB, h *envoyhost.Host, source string, all [][2]string, upstream int) answer {
+	t.Helper()
 	s := h.NewStream(map[string]string{"source.address": source})
 	defer s.Done()
 	ctx := context.Background()
@@ -127,11 +133,11 @@ func sendHeaders(t testing.TB, h *envoyhost.Host, source string, all [][2]string
 		lr := s.Local()
 		return answer{status: lr.Status, headers: lr.Headers, body: string(lr.Body)}
 	case envoyhost.OutcomeContinue:
-		resp, err := s.ResponseHeaders(ctx, [][2]string{{":status", "200"}}, true)
+		resp, err := s.ResponseHeaders(ctx, [][2]string{{":status", strconv.Itoa(upstream)}}, true)
 		if err != nil {
 			t.Fatalf("response headers: %v", err)
 		}
-		return answer{status: 200, headers: resp}
+		return answer{status: upstream, headers: resp}
 	}
 	t.Fatalf("outcome %v", o)
 	return answer{}

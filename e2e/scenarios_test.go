@@ -10,9 +10,9 @@ import (
 // wasmGateway is plugin.wasm in the wazero host.
 type wasmGateway struct{ h *envoyhost.Host }
 
-func (g wasmGateway) Send(t testing.TB, source string, headers [][2]string) (int, [][2]string, string) {
+func (g wasmGateway) Send(t testing.TB, source string, headers [][2]string, upstream int) (int, [][2]string, string) {
 	t.Helper()
-	a := sendHeaders(t, g.h, source, headers)
+	a := sendUpstream(t, g.h, source, headers, upstream)
 	return a.status, a.headers, a.body
 }
 

@@ -41,10 +41,15 @@ type outcome struct {
 	res algorithm.Result
 	// err says the state could not be read or written: the policy's failure mode applies.
 	err error
-	// counted says the request was counted on the policy's local store before the backend failed
-	// (redisBackend), with the result local; the failure mode decides what becomes of it.
+	// counted says the request was counted on the tier's local store (the local backend's
+	// decision, or the redis backend's own count, with its result in local): when the backend
+	// failed, the failure mode decides what becomes of it.
 	counted bool
 	local   algorithm.Result
+	// redisAt is Redis's clock of a decision Redis made (0 for the others), which a refund names;
+	// lease says a hybrid backend decided on the key's reservation.
+	redisAt int64
+	lease   bool
 }
 
 // tierState is one tier of a policy at run time (a policy without tiers has one): its limits, the
@@ -55,6 +60,12 @@ type tierState struct {
 	ns      string
 	policy  *algorithm.Policy
 	backend backend
+	// remote is the tier's Redis (redis and hybrid backends), hybrid its hybrid backend.
+	remote *redisBackend
+	hybrid *hybridBackend
+	// room is what the proxy knows of its keys' room, for a redis policy that counts on the
+	// response (response.go).
+	room *roomStore
 	// local is the tier's state in shared data: the backend of a local policy, and the fallback
 	// (failure mode local) and the proxy's own count of the others.
 	local *localBackend
@@ -74,17 +85,24 @@ func newTierState(l *limiter, cfg *config.Config, ps *policyState, tier *config.
 	case config.BackendLocal:
 		ts.backend = ts.local
 	case config.BackendRedis:
-		ts.backend = &redisBackend{helper: l.helper, name: ts.ns, policy: ts.policy, local: ts.local, now: l.opts.NowMs}
+		ts.remote = &redisBackend{helper: l.helper, name: ts.ns, policy: ts.policy, local: ts.local, now: l.opts.NowMs}
+		ts.backend = ts.remote
+		if ps.cfg.Counting.OnResponse {
+			if ts.room, err = newRoomStore(cfg, ts.ns, ts.policy); err != nil {
+				return nil, err
+			}
+		}
 	case config.BackendHybrid:
 		if l.sync == nil {
 			if l.sync, err = newSyncer(cfg, l.helper, uint64(l.opts.Rand()*(1<<53))+1, l.opts.NowMs); err != nil {
 				return nil, err
 			}
 		}
-		remote := &redisBackend{helper: l.helper, name: ts.ns, policy: ts.policy, local: ts.local, now: l.opts.NowMs}
-		if ts.backend, err = newHybridBackend(cfg, ps, ts, l.sync, remote); err != nil {
+		ts.remote = &redisBackend{helper: l.helper, name: ts.ns, policy: ts.policy, local: ts.local, now: l.opts.NowMs}
+		if ts.hybrid, err = newHybridBackend(cfg, ps, ts, l.sync, ts.remote); err != nil {
 			return nil, err
 		}
+		ts.backend = ts.hybrid
 	default:
 		return nil, fmt.Errorf("unknown backend %q", ps.cfg.Backend)
 	}

@@ -91,7 +91,7 @@ func (b *hybridBackend) decide(c *call) (outcome, bool) {
 	if viaRedis {
 		return b.remote.decide(c)
 	}
-	return outcome{res: res}, false
+	return outcome{res: res, lease: res.Allowed}, false
 }
 
 // decideOnLease decides a request on the key's lease; remote is set when it must be decided in
@@ -160,4 +160,17 @@ func (b *hybridBackend) updateLease(h1 uint64, now int64, fn func(*lease) bool) 
 		return ls.encode(cur), true
 	})
 	return err
+}
+
+// refundLease gives cost units back to the key's reservation (all or nothing: another policy
+// rejected the request they were spent on).
+func (b *hybridBackend) refundLease(key []byte, now, cost int64) {
+	h1, _ := keyHashes(key)
+	_ = b.updateLease(h1, now, func(ls *lease) bool {
+		if ls.spent < cost {
+			return false // spent before the last sync: reported to Redis already
+		}
+		ls.spent -= cost
+		return true
+	})
 }

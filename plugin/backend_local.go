@@ -46,7 +46,7 @@ func waysFor(size int) int {
 
 func (b *localBackend) decide(c *call) (outcome, bool) {
 	res, err := b.decideNow(c.key, c.now, c.cost, c.draw)
-	return outcome{res: res, err: err}, false
+	return outcome{res: res, err: err, counted: err == nil && res.Allowed}, false
 }
 
 // decideNow decides on the key's shared state, in place in the slot buffer the host returned.
@@ -75,4 +75,51 @@ func (b *localBackend) refund(key []byte, now, atMs, cost int64) {
 		}
 		return b.policy.Refund(cur, cur, now, atMs, cost)
 	})
+}
+
+// check answers what a decision would, counting nothing (algorithm.Policy.Check); with a block,
+// a rejection for lack of room starts it (algorithm.Policy.Block).
+func (b *localBackend) check(key []byte, now, cost int64) (algorithm.Result, error) {
+	var res algorithm.Result
+	_, err := b.store.Update(key, now, b.ttlMs, func(cur []byte) ([]byte, bool) {
+		if b.policy.BlockMs() == 0 {
+			res = b.policy.Check(cur, now, cost)
+			return nil, false
+		}
+		dst := cur
+		if dst == nil {
+			dst = b.scratch[:0]
+		}
+		var next []byte
+		next, res = b.policy.Block(dst, cur, now, cost)
+		return next, res.Changed
+	})
+	return res, err
+}
+
+// record counts cost units whatever the quota (see algorithm.Policy.Record).
+func (b *localBackend) record(key []byte, now, cost int64) error {
+	info, err := b.store.Update(key, now, b.ttlMs, func(cur []byte) ([]byte, bool) {
+		dst := cur
+		if dst == nil {
+			dst = b.scratch[:0]
+		}
+		next, _ := b.policy.Record(dst, cur, now, cost)
+		return next, true
+	})
+	if info.Evicted {
+		_ = b.evictions.Add(1)
+	}
+	return err
+}
+
+// reset clears the key's state, when it has one.
+func (b *localBackend) reset(key []byte, now int64) error {
+	_, err := b.store.Update(key, now, b.ttlMs, func(cur []byte) ([]byte, bool) {
+		if cur == nil {
+			return nil, false
+		}
+		return b.policy.Reset(cur, now), true
+	})
+	return err
 }

@@ -38,20 +38,45 @@ var guardDraw = math.Nextafter(1, 0)
 func (b *redisBackend) decide(c *call) (outcome, bool) {
 	guard, gerr := b.local.decideNow(c.key, c.now, c.cost, guardDraw)
 	if gerr == nil && !guard.Allowed {
-		return outcome{res: guard}, false // this proxy alone used the quota up: Redis would refuse too
+		// This proxy alone used the quota up: Redis would refuse too. When that started the
+		// policy's block here, it starts in Redis too, for every proxy.
+		if b.policy.BlockMs() > 0 && guard.Reason == algorithm.ReasonQuotaExhausted {
+			b.background(c.ev.stream, c.key, redislimit.Call{Mode: redislimit.ModeBlock, Cost: c.cost, NowMs: -1}, nil)
+		}
+		return outcome{res: guard}, false
 	}
 	counted := gerr == nil
 	if b.helper.breaker.open(c.now) {
 		return outcome{err: errBreakerOpen, counted: counted, local: guard}, false
 	}
 	c.key = append([]byte(nil), c.key...) // the limiter's buffer is reused by other requests meanwhile
-	h1, h2 := keyHashes(c.key)
-	rkey := b.helper.redisKey(b.name, h1, h2)
-	script := redislimit.ScriptFor(b.policy)
+	stream := c.ev.stream
 	// A call that reaches Redis after this request gave up on it counts nothing there.
 	deadline := b.helper.clock.deadline(c.now + int64(b.helper.cfg.TimeoutMs))
-	args := redislimit.Args(b.policy, redislimit.Call{Cost: c.cost, Draw: c.draw, NowMs: -1, DeadlineMs: deadline})
-	stream := c.ev.stream
+	call := redislimit.Call{Cost: c.cost, Draw: c.draw, NowMs: -1, DeadlineMs: deadline}
+	err := b.run(c.key, call, func(res algorithm.Result, redisNow int64, err error) {
+		if err == nil && !res.Allowed && counted {
+			b.local.refund(c.key, b.now(), c.now, c.cost)
+		}
+		if host.SetEffectiveContext(stream) != nil {
+			return // the request is gone
+		}
+		c.finish(outcome{res: res, err: err, counted: counted, local: guard, redisAt: redisNow})
+	})
+	if err != nil {
+		return outcome{err: err, counted: counted, local: guard}, false
+	}
+	return outcome{}, true
+}
+
+// run sends one call of the policy's script on key through the helper (EVAL when Redis does not
+// know the script yet); done runs in the answer's callback, with Redis's clock of the answer. An
+// error means no call was made.
+func (b *redisBackend) run(key []byte, call redislimit.Call, done func(res algorithm.Result, redisNow int64, err error)) error {
+	h1, h2 := keyHashes(key)
+	rkey := b.helper.redisKey(b.name, h1, h2)
+	script := redislimit.ScriptFor(b.policy)
+	args := redislimit.Args(b.policy, call)
 	var send func(body []byte, retried bool) error
 	send = func(body []byte, retried bool) error {
 		return b.helper.post(false, body, b.helper.cfg.TimeoutMs, func(numHeaders, bodySize int) {
@@ -67,20 +92,48 @@ func (b *redisBackend) decide(c *call) (outcome, bool) {
 			}
 			// Redis answered a call that came too late: the helper works, this request was slow.
 			b.helper.breaker.record(err == nil || errors.Is(err, redislimit.ErrDeadlinePassed), now)
-			if err == nil && !res.Allowed && counted {
-				b.local.refund(c.key, now, c.now, c.cost)
-			}
-			if host.SetEffectiveContext(stream) != nil {
-				return // the request is gone
-			}
-			c.finish(outcome{res: res, err: err, counted: counted, local: guard})
+			done(res, redisNow, err)
 		})
 	}
 	if err := send(command("EVALSHA", script.SHA, rkey, args), false); err != nil {
-		b.helper.breaker.record(false, c.now)
-		return outcome{err: err, counted: counted, local: guard}, false
+		b.helper.breaker.record(false, b.now())
+		return err
 	}
-	return outcome{}, true
+	return nil
+}
+
+// background runs call on key from the root context, for a request that will not wait for it (a
+// refund, a record, a reset); done may be nil. Nothing is sent while the breaker is open.
+func (b *redisBackend) background(stream uint32, key []byte, call redislimit.Call, done func(res algorithm.Result, err error)) {
+	if b.helper.breaker.open(b.now()) {
+		return
+	}
+	key = append([]byte(nil), key...)
+	b.helper.fromRoot(stream, func() {
+		err := b.run(key, call, func(res algorithm.Result, _ int64, err error) {
+			if err != nil {
+				b.helper.logf(b.now(), "floodgate: redis %s of a key of %s: %v", modeName(call.Mode), b.name, err)
+			}
+			if done != nil {
+				done(res, err)
+			}
+		})
+		if err != nil {
+			b.helper.logf(b.now(), "floodgate: redis %s of a key of %s: %v", modeName(call.Mode), b.name, err)
+		}
+	})
+}
+
+func modeName(m redislimit.Mode) string {
+	switch m {
+	case redislimit.ModeRecord:
+		return "record"
+	case redislimit.ModeReset:
+		return "reset"
+	case redislimit.ModeRefund:
+		return "refund"
+	}
+	return "call"
 }
 
 // readAnswer reads the helper's answer to one decision in the running callback, with the time on

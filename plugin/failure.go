@@ -32,7 +32,7 @@ func (ps *policyState) failed(c *call, out outcome) (outcome, bool) {
 		if err == nil {
 			_ = ps.m.fallbacks.Add(1)
 		}
-		return outcome{res: res, err: err}, false
+		return outcome{res: res, err: err, counted: err == nil && res.Allowed}, false
 	case config.FailClosed:
 		if out.counted {
 			c.ts.local.refund(c.key, c.ev.l.opts.NowMs(), c.now, c.cost)

@@ -22,6 +22,27 @@ type helper struct {
 	pipelineHeaders [][2]string
 	breaker         *breaker
 	clock           redisClock
+	// rootID is the root context: calls that must outlive the request that caused them (a
+	// refund, a record, a lease sent at once) are made from it.
+	rootID uint32
+	// Error logs of background calls are rate-limited to one a second.
+	lastLogMs int64
+	quiet     int
+}
+
+// logf logs at error level, at most once a second, saying how many lines it held back.
+func (h *helper) logf(now int64, format string, args ...any) {
+	logLimited(&h.lastLogMs, &h.quiet, now, format, args...)
+}
+
+// fromRoot runs fn with the root context effective (a call made by a request's context is
+// cancelled with the request), then makes the request's context stream effective again.
+func (h *helper) fromRoot(stream uint32, fn func()) {
+	if h.rootID != 0 {
+		_ = host.SetEffectiveContext(h.rootID)
+		defer host.SetEffectiveContext(stream)
+	}
+	fn()
 }
 
 // redisClock bounds from below how far Redis's clock is ahead of this VM's, from the decisions'

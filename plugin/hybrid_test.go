@@ -14,7 +14,7 @@ import (
 func TestLeaseCodec(t *testing.T) {
 	in := lease{h1: 1, h2: 2, reserved: 3, spent: 4, reservedAt: 5, denied: 6, attempts: 7, validUntil: 8,
 		exhaustedUntil: 9, limit: 10, windowMs: 11, remaining: 12, resetAt: 13, sf: 0.25, flight: 14,
-		flightUsed: 15, flightDenied: 16, lastSpentAt: 17, redisOffset: -18, tracked: true}
+		flightUsed: 15, flightDenied: 16, lastSpentAt: 17, redisOffset: -18, rejected: 19, tracked: true}
 	var out lease
 	out.decode(in.encode(make([]byte, leaseSize)))
 	if out != in {

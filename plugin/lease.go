@@ -30,10 +30,13 @@ type lease struct {
 	// this proxy's from above (a grant's Redis time minus its lease's send time), so that
 	// lastSpentAt+redisOffset is a Redis time no earlier than any admission being reported.
 	lastSpentAt, redisOffset int64
-	tracked                  bool // the key's slot is marked for the leader
+	// rejected units were turned down here for lack of room since the last sync: Redis starts
+	// the policy's block on them (block_for).
+	rejected int64
+	tracked  bool // the key's slot is marked for the leader
 }
 
-const leaseSize = 20*8 + 1
+const leaseSize = 21*8 + 1
 
 func (l *lease) decode(b []byte) {
 	u := func(i int) int64 { return int64(binary.LittleEndian.Uint64(b[i*8:])) }
@@ -45,19 +48,20 @@ func (l *lease) decode(b []byte) {
 	l.sf = math.Float64frombits(uint64(u(13)))
 	l.flight, l.flightUsed, l.flightDenied = u(14), u(15), u(16)
 	l.lastSpentAt, l.redisOffset, l.attemptsAt = u(17), u(18), u(19)
-	l.tracked = b[20*8] == 1
+	l.rejected = u(20)
+	l.tracked = b[21*8] == 1
 }
 
 func (l *lease) encode(b []byte) []byte {
 	b = b[:leaseSize]
 	for i, v := range []int64{int64(l.h1), int64(l.h2), l.reserved, l.spent, l.reservedAt, l.denied, l.attempts,
 		l.validUntil, l.exhaustedUntil, l.limit, l.windowMs, l.remaining, l.resetAt, int64(math.Float64bits(l.sf)),
-		l.flight, l.flightUsed, l.flightDenied, l.lastSpentAt, l.redisOffset, l.attemptsAt} {
+		l.flight, l.flightUsed, l.flightDenied, l.lastSpentAt, l.redisOffset, l.attemptsAt, l.rejected} {
 		binary.LittleEndian.PutUint64(b[i*8:], uint64(v))
 	}
-	b[20*8] = 0
+	b[21*8] = 0
 	if l.tracked {
-		b[20*8] = 1
+		b[21*8] = 1
 	}
 	return b
 }
@@ -73,7 +77,7 @@ const (
 // needsSync tells whether the leader has something to send for the key: a cold key's workers do
 // not even mark it.
 func (l *lease) needsSync() bool {
-	return l.reserved > 0 || l.spent > 0 || l.denied > 0 || l.attempts >= hotAttempts || l.flight != 0
+	return l.reserved > 0 || l.spent > 0 || l.denied > 0 || l.rejected > 0 || l.attempts >= hotAttempts || l.flight != 0
 }
 
 // send moves the lease in flight and returns what to send: the reservation to give back, what
@@ -86,13 +90,13 @@ func (l *lease) send(now int64) redislimit.Lease {
 	if l.attempts < hotAttempts {
 		left, want = 0, 0
 	}
-	sent := redislimit.Lease{Release: l.reserved, ReleaseAtMs: l.reservedAt, Used: l.spent, Denied: l.denied,
+	sent := redislimit.Lease{Release: l.reserved, ReleaseAtMs: l.reservedAt, Used: l.spent, Denied: l.denied, Rejected: l.rejected,
 		Want: max(want, left)}
 	if l.spent > 0 {
 		sent.UsedAtMs = l.lastSpentAt + l.redisOffset
 	}
 	l.flight, l.flightUsed, l.flightDenied = now, l.spent, l.denied
-	l.reserved, l.spent, l.denied, l.attempts, l.attemptsAt = left, 0, 0, 0, now
+	l.reserved, l.spent, l.denied, l.rejected, l.attempts, l.attemptsAt = left, 0, 0, 0, 0, now
 	return sent
 }
 
@@ -162,6 +166,9 @@ func (l *lease) decideLease(p *algorithm.Policy, now, cost int64, draw float64, 
 		// or, when others held what was left, until the next sync.
 		if suppressed {
 			l.denied += cost
+		}
+		if p.BlockMs() > 0 {
+			l.rejected += cost
 		}
 		res.Reason = algorithm.ReasonQuotaExhausted
 		if suppressed {

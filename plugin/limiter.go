@@ -37,6 +37,8 @@ type policyState struct {
 // wasmcustom.floodgate.<policy>.<what>).
 type policyMetrics struct {
 	allowed, rejected, suppressed, shadowRejected, errors, evictions, missingKey host.Metric
+	// Responses that counted a request, and that cleared a key (count and reset by response).
+	recorded, resets host.Metric
 	// Decisions taken without the policy's backend, by failure mode.
 	fallbacks, failedOpen, failedClosed host.Metric
 }
@@ -52,7 +54,7 @@ func newLimiter(cfg *config.Config, opts Options) (*limiter, error) {
 			{&ps.m.allowed, "allowed"}, {&ps.m.rejected, "rejected"}, {&ps.m.suppressed, "suppressed"},
 			{&ps.m.shadowRejected, "shadow_rejected"}, {&ps.m.errors, "errors"}, {&ps.m.evictions, "evictions"},
 			{&ps.m.fallbacks, "fallbacks"}, {&ps.m.failedOpen, "failed_open"}, {&ps.m.failedClosed, "failed_closed"},
-			{&ps.m.missingKey, "missing_key"},
+			{&ps.m.missingKey, "missing_key"}, {&ps.m.recorded, "recorded"}, {&ps.m.resets, "resets"},
 		} {
 			var err error
 			if *m.dst, err = host.DefineMetric(host.Counter, "floodgate."+p.Name+"."+m.name); err != nil {
@@ -105,6 +107,8 @@ func (l *limiter) summary() string {
 type verdict struct {
 	reject  *localAnswer
 	headers [][2]string
+	// responses are the policies to tell about the upstream's answer; the caller copies them.
+	responses []responseHook
 }
 
 type localAnswer struct {
@@ -125,6 +129,12 @@ type evaluation struct {
 	first  *policyState
 	views  []quotaView
 	call   call // the decision in progress
+	// admitted are the admissions made so far, given back if a later policy rejects the request
+	// (all or nothing: see undo.go); their keys are in keys. responses are the policies to tell
+	// about the upstream's answer (response.go).
+	admitted  []admission
+	keys      []byte
+	responses []responseHook
 }
 
 // decide applies every policy that matches the request, in order, until one rejects it or one
@@ -135,9 +145,11 @@ func (l *limiter) decide(req config.Request, stream uint32, resume func(verdict)
 		ev = new(evaluation)
 	}
 	l.spare = nil
-	*ev = evaluation{l: l, req: req, now: l.opts.NowMs(), stream: stream, resume: resume, views: ev.views[:0]}
+	*ev = evaluation{l: l, req: req, now: l.opts.NowMs(), stream: stream, resume: resume, views: ev.views[:0],
+		admitted: ev.admitted[:0], keys: ev.keys[:0], responses: ev.responses[:0]}
 	v, pending = l.run(ev)
 	if !pending {
+		v = l.conclude(ev, v)
 		// Nothing refers to ev any more (the verdict holds rendered strings): the next request
 		// reuses it and its views. A pending evaluation belongs to its callout.
 		ev.req, ev.resume, ev.call = nil, nil, call{}
@@ -168,6 +180,13 @@ func (l *limiter) run(ev *evaluation) (verdict, bool) {
 		}
 		l.keyBuf = key[:0]
 		ev.call = call{ev: ev, ps: ps, ts: ts, key: key, now: ev.now, cost: ps.cfg.CostOf(ev.req), draw: l.opts.Rand()}
+		if ps.cfg.Counting.OnResponse {
+			// Checked now, counted when the upstream answers (response.go).
+			if v, stop := l.apply(ev, ts.check(&ev.call)); stop {
+				return v, false
+			}
+			continue
+		}
 		out, pending := ts.backend.decide(&ev.call)
 		if pending {
 			return verdict{}, true
@@ -194,7 +213,18 @@ func (l *limiter) resumeWith(ev *evaluation, out outcome) {
 			return
 		}
 	}
-	ev.resume(v)
+	ev.resume(l.conclude(ev, v))
+}
+
+// conclude ends an evaluation: a rejected request gives back what other policies admitted, an
+// admitted one takes along the policies that wait for its response.
+func (l *limiter) conclude(ev *evaluation, v verdict) verdict {
+	if v.reject != nil {
+		l.undo(ev)
+		return v
+	}
+	v.responses = ev.responses
+	return v
 }
 
 // apply takes the outcome of the call in progress into the evaluation; stop is set when the
@@ -204,11 +234,17 @@ func (l *limiter) apply(ev *evaluation, out outcome) (verdict, bool) {
 	ps := c.ps
 	if out.err != nil {
 		var answered bool
+		failed := out
 		if out, answered = ps.failed(c, out); answered {
 			return verdict{reject: unavailable}, true
 		}
 		if out.err != nil {
-			return verdict{}, false // failure mode open: the policy lets the request through
+			// Failure mode open: the policy lets the request through (what the backend counted
+			// on the local store before it failed is given back if another policy rejects it).
+			if failed.counted {
+				ev.admit(c, outcome{})
+			}
+			return verdict{}, false
 		}
 	}
 	res := out.res
@@ -219,6 +255,14 @@ func (l *limiter) apply(ev *evaluation, out outcome) (verdict, bool) {
 		Remaining: res.Remaining, ResetAfterMs: res.ResetAfterMs})
 	if res.Allowed {
 		_ = ps.m.allowed.Add(1)
+		if ps.cfg.Counting.OnResponse {
+			ev.awaitResponse(c)
+		} else {
+			ev.admit(c, out)
+			if len(ps.cfg.Counting.ResetStatuses) > 0 {
+				ev.awaitResponse(c)
+			}
+		}
 		return verdict{}, false
 	}
 	if ps.cfg.Shadow {
@@ -261,6 +305,8 @@ func problemJSON(status uint32, policy string, res algorithm.Result, retry int64
 		detail = "request shed near the limit"
 	case algorithm.ReasonHardLimit:
 		detail = "hard limit reached"
+	case algorithm.ReasonBlocked:
+		detail = "key blocked after a rejection"
 	}
 	return []byte(`{"type":"about:blank","title":"Too Many Requests","status":` + strconv.Itoa(int(status)) +
 		`,"detail":` + strconv.Quote(detail) + `,"policy":` + strconv.Quote(policy) +
@@ -269,14 +315,20 @@ func problemJSON(status uint32, policy string, res algorithm.Result, retry int64
 
 // logf logs at error level, at most once a second per policy, saying how many lines it held back.
 func (ps *policyState) logf(now int64, format string, args ...any) {
-	if now-ps.lastLogMs < 1000 {
-		ps.quiet++
+	logLimited(&ps.lastLogMs, &ps.quiet, now, format, args...)
+}
+
+// logLimited logs at error level unless it logged less than a second ago (last), counting the
+// lines it holds back in quiet and saying how many with the next one.
+func logLimited(last *int64, quiet *int, now int64, format string, args ...any) {
+	if now-*last < 1000 {
+		*quiet++
 		return
 	}
 	msg := fmt.Sprintf(format, args...)
-	if ps.quiet > 0 {
-		msg += fmt.Sprintf(" (%d similar lines held back)", ps.quiet)
+	if *quiet > 0 {
+		msg += fmt.Sprintf(" (%d similar lines held back)", *quiet)
 	}
-	ps.lastLogMs, ps.quiet = now, 0
+	*last, *quiet = now, 0
 	host.Log(host.LevelError, msg)
 }

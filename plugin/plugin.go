@@ -72,8 +72,8 @@ func (p *pluginContext) OnPluginStart(int) types.OnPluginStartStatus {
 	if err == nil {
 		p.limiter, err = newLimiter(cfg, p.opts)
 	}
-	if err == nil && p.limiter.sync != nil {
-		p.limiter.sync.rootID = p.id
+	if err == nil && p.limiter.helper != nil {
+		p.limiter.helper.rootID = p.id
 	}
 	if err == nil {
 		p.probe, err = newProbe(p.limiter.helper, p.limiter.sync == nil)
@@ -116,6 +116,8 @@ type httpContext struct {
 	// they fit (the IETF style's two).
 	answer    [][2]string
 	answerBuf [2][2]string
+	// responses are the policies that wait for the upstream's answer (response.go).
+	responses []responseHook
 }
 
 // OnHttpRequestHeaders decides the request; a redis policy pauses it until its decision arrives.
@@ -140,6 +142,9 @@ func (h *httpContext) answerWith(v verdict) types.Action {
 		return types.ActionPause
 	}
 	h.answer = append(h.answerBuf[:0], v.headers...)
+	if len(v.responses) > 0 {
+		h.responses = append(h.responses[:0], v.responses...)
+	}
 	return types.ActionContinue
 }
 
@@ -155,6 +160,12 @@ func (h *httpContext) resume(v verdict) {
 
 // OnHttpResponseHeaders adds the rate-limit headers of an admitted request to the response.
 func (h *httpContext) OnHttpResponseHeaders(int, bool) types.Action {
+	if len(h.responses) > 0 {
+		if status, ok := responseStatus(); ok {
+			h.limiter.response(h.responses, status, h.id)
+		}
+		h.responses = nil
+	}
 	for _, kv := range h.answer {
 		_ = host.AddResponseHeader(kv[0], kv[1])
 	}

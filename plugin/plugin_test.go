@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -34,6 +35,12 @@ func newEmulated(t *testing.T, config string) *emulated {
 
 func (e *emulated) Send(t testing.TB, source string, headers [][2]string) (int, [][2]string, string) {
 	t.Helper()
+	return e.SendUpstream(t, source, headers, 200)
+}
+
+// SendUpstream runs one request; the upstream answers one that reaches it with status upstream.
+func (e *emulated) SendUpstream(t testing.TB, source string, headers [][2]string, upstream int) (int, [][2]string, string) {
+	t.Helper()
 	if err := e.host.SetProperty([]string{"source", "address"}, []byte(source)); err != nil {
 		t.Fatal(err)
 	}
@@ -46,8 +53,8 @@ func (e *emulated) Send(t testing.TB, source string, headers [][2]string) (int, 
 		}
 		return int(lr.StatusCode), lr.Headers, string(lr.Data)
 	}
-	e.host.CallOnResponseHeaders(id, [][2]string{{":status", "200"}}, true)
-	return 200, e.host.GetCurrentResponseHeaders(id), ""
+	e.host.CallOnResponseHeaders(id, [][2]string{{":status", strconv.Itoa(upstream)}}, true)
+	return upstream, e.host.GetCurrentResponseHeaders(id), ""
 }
 
 func (e *emulated) Metric(t testing.TB, name string) int64 {
@@ -60,7 +67,7 @@ func (e *emulated) Metric(t testing.TB, name string) int64 {
 }
 
 func TestScenariosNative(t *testing.T) {
-	scenarios.Run(t, func(t *testing.T, config string) scenarios.Gateway { return newEmulated(t, config) })
+	scenarios.Run(t, func(t *testing.T, config string) scenarios.Gateway { return scenarioGateway{newEmulated(t, config)} })
 }
 
 func TestBadConfigurationIsRefusedNative(t *testing.T) {
@@ -148,4 +155,12 @@ func TestRetryAfterRoundsUp(t *testing.T) {
 			t.Fatalf("after %d more ms: %d retry-after %q, want 429 and %s", c.advanceMs, status, headerValue(h, "retry-after"), c.want)
 		}
 	}
+}
+
+// scenarioGateway is the emulated plugin as scenarios.Gateway.
+type scenarioGateway struct{ *emulated }
+
+func (g scenarioGateway) Send(t testing.TB, source string, headers [][2]string, upstream int) (int, [][2]string, string) {
+	t.Helper()
+	return g.SendUpstream(t, source, headers, upstream)
 }

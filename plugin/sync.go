@@ -21,7 +21,6 @@ type syncer struct {
 	backends   []*hybridBackend // the policies it syncs
 	intervalMs int64
 	token      uint64 // this VM's name in the leader election
-	rootID     uint32 // the root context, which makes the calls
 	leaderKey  string
 	buf        []byte      // a lease being encoded
 	sent       []sentLease // the leases of the tick being collected
@@ -72,14 +71,9 @@ func newSyncer(cfg *config.Config, h *helper, token uint64, now func() int64) (*
 	return s, nil
 }
 
-// sendNow sends one lease outside the tick, from the root context (a call made by a request's
-// context would be cancelled with the request), then makes the request's context current again.
+// sendNow sends one lease outside the tick, from the root context.
 func (s *syncer) sendNow(sl sentLease, stream uint32) {
-	if s.rootID != 0 {
-		_ = host.SetEffectiveContext(s.rootID)
-		defer host.SetEffectiveContext(stream)
-	}
-	s.send([]sentLease{sl}, false)
+	s.h.fromRoot(stream, func() { s.send([]sentLease{sl}, false) })
 }
 
 // mark flags slots of b for the leader's next sync, in one write.

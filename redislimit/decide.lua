@@ -125,6 +125,9 @@ if not base then
   for _, l in ipairs(L) do l.nb, l.sa, l.sd, l.st, l.src, l.off, l.ns, l.extra, l.nbody = 0, 0, 0, 0, '', 1, 0, '', 0 end -- decode may have begun
 end
 if last > now then now = last end -- a clock going backwards counts as no time passing
+-- rest: what is left of the key's block; an end more than two blocks ahead is not trusted.
+local rest = block_end - now
+if block == 0 or rest <= 0 or rest > 2 * block then rest = 0 end
 
 -- Expire the buckets whose latest request left the window, then take the newest out of the body.
 for _, l in ipairs(L) do
@@ -190,25 +193,29 @@ local function add(l, c, denied)
 end
 
 -- release takes back up to units accepted units from the oldest bucket whose latest request is
--- no earlier than at: the bucket a reservation or an admission made at that time went into.
-local function release(l, at, units)
-  local k = 0
-  while k < l.nbody do
-    local e, a, d, w = rec(l, k)
-    if base + e >= at then
-      local c = math.min(a, units)
-      local r = enc(e, a - c, d)
-      local body = string.sub(l.src, l.off, l.off + 8 * l.ns - 1) .. l.extra
-      l.src = string.sub(body, 1, k * 8) .. r .. string.sub(body, (k + w) * 8 + 1)
-      l.nbody, l.sa = l.nbody - w + #r / 8, clamp(l.sa - c)
-      l.off, l.ns, l.extra = 1, l.nbody, ''
-      return
+-- no earlier than at: the bucket a reservation or an admission made at that time went into. (A
+-- decision does not need it: it is not even made then.)
+local release
+if mode then
+  release = function(l, at, units)
+    local k = 0
+    while k < l.nbody do
+      local e, a, d, w = rec(l, k)
+      if base + e >= at then
+        local c = math.min(a, units)
+        local r = enc(e, a - c, d)
+        local body = string.sub(l.src, l.off, l.off + 8 * l.ns - 1) .. l.extra
+        l.src = string.sub(body, 1, k * 8) .. r .. string.sub(body, (k + w) * 8 + 1)
+        l.nbody, l.sa = l.nbody - w + #r / 8, clamp(l.sa - c)
+        l.off, l.ns, l.extra = 1, l.nbody, ''
+        return
+      end
+      k = k + w
     end
-    k = k + w
-  end
-  if l.te and base + l.te >= at then
-    local c = math.min(l.ta, units)
-    l.ta, l.sa = l.ta - c, clamp(l.sa - c)
+    if l.te and base + l.te >= at then
+      local c = math.min(l.ta, units)
+      l.ta, l.sa = l.ta - c, clamp(l.sa - c)
+    end
   end
 end
 
@@ -244,14 +251,6 @@ local function suppression_factor(l)
   return 1 - l.rate / perceived
 end
 
--- blocked_for: the rest of the key's block, 0 when it is not blocked; an end more than two
--- blocks ahead is not trusted.
-local function blocked_for()
-  local rest = block_end - now
-  if block == 0 or rest <= 0 or rest > 2 * block then return 0 end
-  return rest
-end
-
 -- admit applies the absolute rule (accepted units against the quota), counting nothing. Reasons:
 -- 0 allowed, 1 quota exhausted, 2 cost exceeds quota.
 local function admit(c)
@@ -284,12 +283,11 @@ local function report()
       end
     end
   end
-  local rest = blocked_for()
   if rest > 0 then
     remaining = 0
     if rest > reset_after then reset_after = rest end
   end
-  return limit, window, remaining, reset_after, rest
+  return limit, window, remaining, reset_after
 end
 
 local function save()
@@ -337,9 +335,8 @@ if mode == 'lease' then
   end
   local grant = math.max(math.min(want, math.max(room, freed)), 0)
   -- A lease reporting rejections starts the block; a blocked key is granted nothing.
-  local started = block > 0 and rejected > 0 and blocked_for() == 0
-  if started then block_end = now + block end
-  local rest = blocked_for()
+  local started = block > 0 and rejected > 0 and rest == 0
+  if started then block_end, rest = now + block, block end
   if rest > 0 then grant, retry = 0, math.max(retry, rest) end
   if grant > 0 then
     for _, l in ipairs(L) do
@@ -359,7 +356,7 @@ local allowed, decider, reason, retry, sf, suppressed = true, -1, 0, 0, 0, false
 local changed = false
 if mode == 'refund' then
   local at = ARGV[lo + 2] + 0
-  if s and reset == 0 then -- a state that is not the policy's is left alone
+  if reset == 0 then -- a state that is not the policy's is left alone
     for _, l in ipairs(L) do
       if at > now - l.window and l.sa > 0 then
         release(l, at, cost)
@@ -372,21 +369,10 @@ elseif mode == 'reset' then
   changed = true
 end
 
-if blocked_for() > 0 then
+if rest > 0 then
   allowed, reason = false, 5
-  if mode == 'record' then
-    for _, l in ipairs(L) do add(l, cost, false) end
-    changed = true
-  end
 elseif mode or not sup then
   allowed, decider, reason, retry = admit(cost)
-  if mode == 'record' then
-    for _, l in ipairs(L) do add(l, cost, false) end
-    changed = true
-  elseif allowed and not mode then
-    for _, l in ipairs(L) do add(l, cost, false) end
-    changed = true
-  end
 else
   -- a suppressed decision
   local draw, hard = ARGV[2] + 0, false
@@ -419,17 +405,21 @@ else
   for _, l in ipairs(L) do add(l, cost, not allowed) end
   changed = true
 end
+if mode == 'record' or (allowed and not mode and not sup) then
+  for _, l in ipairs(L) do add(l, cost, false) end
+  changed = true
+end
 
 -- A rejection for lack of room starts the block (a decision, a block, a record).
 if block > 0 and not allowed and (reason == 1 or reason == 3) and (not mode or mode == 'block' or mode == 'record') then
-  block_end, changed = now + block, true
+  block_end, rest, changed = now + block, block, true
 end
 if mode == 'record' then
   local _, _, _, r = admit(1) -- how long the key has no room
   retry = r
 end
 
-local limit, window, remaining, reset_after, rest = report()
+local limit, window, remaining, reset_after = report()
 if rest > retry then retry = rest end
 if changed then save() end
 

@@ -137,40 +137,39 @@ for i = 1, n do
 end
 if rest > 0 then allowed, decider, reason, retry = 0, -1, 5, 0 end
 
-if mode == 'record' then
-  -- Counted whatever the quota, but never beyond now + 2 × b × T: the state stays trusted.
-  v, retry = '', 0
-  for i = 1, n do
-    local T, B = ARGV[3 + 3 * i] + 0, ARGV[4 + 3 * i] + 0
-    local t = math.min(tat[i] + cost * T, now + 2 * B * T)
-    tat[i], v = t, v .. struct.pack('<i8', t)
-    local over = t + T - now - B * T -- how long until one more unit fits
-    if over > 0 then retry = math.max(retry, math.floor((over + 999) / 1000)) end
-  end
-elseif allowed == 1 and not mode then
-  v = ''
-  for i = 1, n do
-    local t = tat[i] + cost * ARGV[3 + 3 * i]
-    tat[i], v = t, v .. struct.pack('<i8', t)
-  end
-end
--- A rejection for lack of room starts the block (a decision, a block, a record).
-if block > 0 and reason == 1 and (not mode or mode == 'block' or mode == 'record') then
-  block_end, rest, blk = now_ms + block, block, struct.pack('<i8', now_ms + block)
-  if not v then -- only the block changes: the TATs as stored
-    if s then v = string.sub(s, 1, 8 * n) else v = string.rep('\0', 8 * n) end
-  end
-end
-
--- Report the tightest limit: the one with the fewest whole tokens left; then the block.
+-- Apply a decision or a record, and report the tightest limit: the one with the fewest whole
+-- tokens left; then the block.
+local record = mode == 'record'
+local apply = record or (allowed == 1 and not mode)
+if apply then v = '' end
+if record then retry = 0 end
 local limit, window, remaining, reset_after, ahead = 0, 0, 0, 0, 1
 for i = 1, n do
   local T, B = ARGV[3 + 3 * i] + 0, ARGV[4 + 3 * i] + 0
   local t = tat[i]
+  if apply then
+    if record then
+      -- Counted whatever the quota, but never beyond now + 2 × b × T: the state stays trusted.
+      -- The answer tells how long until one more unit fits.
+      t = math.min(t + cost * T, now + 2 * B * T)
+      local over = t + T - now - B * T
+      if over > 0 then retry = math.max(retry, math.floor((over + 999) / 1000)) end
+    else
+      t = t + cost * T
+    end
+    v = v .. struct.pack('<i8', t)
+  end
   if t - now > ahead then ahead = t - now end
   local left = math.floor(math.max(B * T - (t - now), 0) / T)
   if i == 1 or left < remaining then
     limit, window, remaining, reset_after = B, ARGV[5 + 3 * i] + 0, left, math.floor((t - now + 999) / 1000)
+  end
+end
+-- A rejection for lack of room starts the block (a decision, a block, a record).
+if block > 0 and reason == 1 and (not mode or mode == 'block' or record) then
+  block_end, rest, blk = now_ms + block, block, struct.pack('<i8', now_ms + block)
+  if not v then -- only the block changes: the TATs as stored
+    if s then v = string.sub(s, 1, 8 * n) else v = string.rep('\0', 8 * n) end
   end
 end
 if rest > 0 then

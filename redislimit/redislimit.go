@@ -28,8 +28,8 @@ var (
 	//go:embed meter.lua
 	meterSource string
 
-	decideScript = LuaScript{Name: "decide", Source: decideSource, SHA: "00d55de2617222b33f8e6355f73a43d505995eeb"}
-	meterScript  = LuaScript{Name: "meter", Source: meterSource, SHA: "b3e3dd998ca1bcf21656987934aedfce0cacfe50"}
+	decideScript = LuaScript{Name: "decide", Source: decideSource, SHA: "225c41f7beb1f6b3d203a13c5e6259bc47657821"}
+	meterScript  = LuaScript{Name: "meter", Source: meterSource, SHA: "d650db3892aa3b15440e8313b26747a1306ac8fb"}
 )
 
 // Scripts lists every script floodgate runs in Redis. The helper runs these and nothing else, so
@@ -132,7 +132,7 @@ func Args(p *algorithm.Policy, c Call) []string {
 	limits := p.Limits()
 	meter := p.Strategy().Meter()
 	out := make([]string, 0, 8+5*len(limits)+8)
-	out = append(out, strconv.FormatInt(c.Cost, 10))
+	out = append(out, strconv.FormatInt(max(c.Cost, 1), 10)) // a cost < 1 counts as 1 (and a reset has none)
 	if !meter {
 		out = append(out, strconv.FormatFloat(c.Draw, 'g', -1, 64))
 	}

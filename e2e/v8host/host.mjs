@@ -142,7 +142,8 @@ export class Envoy {
 
   // send runs one request on the next worker VM (round robin): request headers, then, when it
   // continues, response headers {":status": "200"} from the upstream, then log, done, delete.
-  send(source, headers) {
+  // send runs one request; one that reaches the upstream is answered with status upstream.
+  send(source, headers, upstream = 200) {
     const vm = this.vms[this.next++ % this.vms.length];
     const s = vm.stream({ 'source.address': source });
     try {
@@ -151,10 +152,10 @@ export class Envoy {
       if (s.reset) throw new Error('the plugin closed the stream');
       if (action !== 0 && !s.continued) throw new Error('the plugin paused the request and never resumed it');
       s.continued = false;
-      const resp = [[':status', '200']];
+      const resp = [[':status', String(upstream)]];
       const raction = s.callback('proxy_on_response_headers', resp.length, 1, () => { s.resp = resp; });
       if (raction !== 0 && !s.continued) throw new Error('the plugin paused the response and never resumed it');
-      return { status: 200, headers: s.resp, body: '' };
+      return { status: upstream, headers: s.resp, body: '' };
     } finally {
       s.done();
     }

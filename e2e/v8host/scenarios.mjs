@@ -32,10 +32,10 @@ function run(sc) {
   fields(sc, ['name', 'config', 'steps', 'metrics'], 'scenario');
   const proxy = new Envoy({ module, pluginConfig: sc.config, vms: 2, vmId: 'floodgate', rootId: 'floodgate' });
   sc.steps.forEach((st, i) => {
-    fields(st, ['source', 'headers', 'repeat', 'status', 'want', 'body'], `step ${i}`);
+    fields(st, ['source', 'headers', 'repeat', 'upstream', 'status', 'want', 'body'], `step ${i}`);
     for (let r = 0; r < st.repeat; r++) {
       const where = `step ${i} (repeat ${r})`;
-      const a = proxy.send(st.source, st.headers);
+      const a = proxy.send(st.source, st.headers, st.upstream);
       const all = JSON.stringify(a.headers);
       if (a.status !== st.status) throw new Error(`${where}: status ${a.status}, want ${st.status} (headers ${all}, body ${JSON.stringify(a.body)})`);
       if (st.body !== '' && a.body !== st.body) throw new Error(`${where}: body ${JSON.stringify(a.body)}, want ${JSON.stringify(st.body)}`);

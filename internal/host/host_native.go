@@ -44,6 +44,9 @@ func SetTickPeriod(ms uint32) error { return proxywasm.SetTickPeriodMilliSeconds
 // RequestHeader returns the first value of the request header name (lower case).
 func RequestHeader(name string) (string, error) { return proxywasm.GetHttpRequestHeader(name) }
 
+// ResponseHeader returns the first value of the response header name (lower case).
+func ResponseHeader(name string) (string, error) { return proxywasm.GetHttpResponseHeader(name) }
+
 // HTTPCallResponseHeaders returns the headers, :status included, of the http call whose
 // callback is running.
 func HTTPCallResponseHeaders() ([][2]string, error) { return proxywasm.GetHttpCallResponseHeaders() }

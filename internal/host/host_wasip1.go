@@ -85,6 +85,11 @@ func RequestHeader(name string) (string, error) {
 	return mapValue(mapRequestHeaders, name)
 }
 
+// ResponseHeader returns the first value of the response header name (lower case).
+func ResponseHeader(name string) (string, error) {
+	return mapValue(mapResponseHeaders, name)
+}
+
 // HTTPCallResponseHeaders returns the headers, :status included, of the http call whose
 // callback is running.
 func HTTPCallResponseHeaders() ([][2]string, error) {

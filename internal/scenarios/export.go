@@ -28,7 +28,9 @@ type ReplayStep struct {
 	// Headers is the whole request, exactly as Run sends it.
 	Headers [][2]string `json:"headers"`
 	Repeat  int         `json:"repeat"`
-	Status  int         `json:"status"`
+	// Upstream is the upstream's status for a request that reaches it.
+	Upstream int `json:"upstream"`
+	Status   int `json:"status"`
 	// Want lists headers the answer must carry ("" = must be absent), sorted by name.
 	Want [][2]string `json:"want"`
 	// Body, when not empty, is the exact body of a local answer.
@@ -49,7 +51,7 @@ func JSON() ([]byte, error) {
 	for i, sc := range All {
 		r := Replay{Name: sc.Name, Config: sc.Config, Steps: []ReplayStep{}, Metrics: []ReplayMetric{}}
 		for _, st := range sc.Steps {
-			rs := ReplayStep{Source: st.Source, Headers: st.request(), Repeat: max(st.Repeat, 1), Status: st.Status, Body: st.Body, Want: [][2]string{}}
+			rs := ReplayStep{Source: st.Source, Headers: st.request(), Repeat: max(st.Repeat, 1), Upstream: st.upstream(), Status: st.Status, Body: st.Body, Want: [][2]string{}}
 			for _, k := range slices.Sorted(maps.Keys(st.Want)) {
 				rs.Want = append(rs.Want, [2]string{k, st.Want[k]})
 			}

@@ -38,7 +38,7 @@ func TestReplayCarriesEveryField(t *testing.T) {
 		typ      any
 		exported []string
 	}{
-		{Step{}, []string{"Source", "Headers", "Repeat", "Status", "Want", "Body"}},
+		{Step{}, []string{"Source", "Headers", "Repeat", "Upstream", "Status", "Want", "Body"}},
 		{Scenario{}, []string{"Name", "Config", "Steps", "Metrics"}},
 	}
 	for _, tc := range tests {

@@ -12,8 +12,9 @@ import (
 
 // Gateway runs requests through one loaded plugin configuration.
 type Gateway interface {
-	// Send runs one request from source ("ip:port"); status is 200 when it reached the upstream.
-	Send(t testing.TB, source string, headers [][2]string) (status int, respHeaders [][2]string, body string)
+	// Send runs one request from source ("ip:port"); a request that reaches the upstream is
+	// answered upstream (a status), and status is then that one.
+	Send(t testing.TB, source string, headers [][2]string, upstream int) (status int, respHeaders [][2]string, body string)
 	// Metric returns a counter by name (without Envoy's wasmcustom. prefix).
 	Metric(t testing.TB, name string) int64
 }
@@ -24,7 +25,9 @@ type Step struct {
 	Headers [][2]string
 	// Repeat sends the request this many times (default 1), all with the same expectations.
 	Repeat int
-	Status int
+	// Upstream is the upstream's status for a request that reaches it (default 200).
+	Upstream int
+	Status   int
 	// Want lists headers the answer must carry ("" = must be absent).
 	Want map[string]string
 	// Body, when set, is the exact body of a local answer.
@@ -138,6 +141,49 @@ var All = []Scenario{
 		Metrics: map[string]int64{"floodgate.plan.allowed": 4, "floodgate.plan.rejected": 2},
 	},
 	{
+		Name: "brute force: failed logins count, a success resets, then a block",
+		Config: pol(`{"name":"login","match":{"path":{"exact":"/login"}},"key":[{"type":"client_ip"}],"limits":[{"requests":"3/10m"}],
+			"count":{"on":"response","statuses":[401]},"reset":{"statuses":[200]},"block_for":"15m","response":{"headers":"both"}}`),
+		Steps: []Step{
+			{Source: "10.0.0.1:1", Headers: [][2]string{{":path", "/login"}}, Upstream: 401, Repeat: 2, Status: 401},
+			{Source: "10.0.0.1:1", Headers: [][2]string{{":path", "/login"}}, Upstream: 200, Status: 200,
+				Want: map[string]string{"x-ratelimit-remaining": "1"}},
+			{Source: "10.0.0.1:1", Headers: [][2]string{{":path", "/login"}}, Upstream: 401, Status: 401,
+				Want: map[string]string{"x-ratelimit-remaining": "3"}},
+			{Source: "10.0.0.1:1", Headers: [][2]string{{":path", "/login"}}, Upstream: 401, Repeat: 2, Status: 401},
+			{Source: "10.0.0.1:1", Headers: [][2]string{{":path", "/login"}}, Upstream: 200, Status: 429,
+				Want: map[string]string{"retry-after": "900"}},
+			{Source: "10.0.0.1:1", Headers: [][2]string{{":path", "/login"}}, Upstream: 200, Status: 429,
+				Want: map[string]string{"retry-after": "900"}},
+			{Source: "10.0.0.2:1", Headers: [][2]string{{":path", "/login"}}, Upstream: 401, Status: 401},
+			{Source: "10.0.0.1:1", Headers: [][2]string{{":path", "/other"}}, Status: 200},
+		},
+		Metrics: map[string]int64{"floodgate.login.recorded": 6, "floodgate.login.resets": 1, "floodgate.login.rejected": 2,
+			"floodgate.login.allowed": 7},
+	},
+	{
+		Name:   "a key rejected once is blocked for block_for",
+		Config: pol(`{"name":"p","key":[{"type":"client_ip"}],"limits":[{"requests":"2/m"}],"block_for":"5m"}`),
+		Steps: []Step{
+			{Source: "10.0.0.1:1", Repeat: 2, Status: 200},
+			{Source: "10.0.0.1:1", Repeat: 2, Status: 429, Want: map[string]string{"retry-after": "300"}},
+			{Source: "10.0.0.2:1", Status: 200},
+		},
+	},
+	{
+		Name: "all or nothing: a request one policy rejects consumes nothing in the others",
+		Config: pol(`{"name":"per-client","key":[{"type":"client_ip"}],"limits":[{"requests":"3/m"}]},
+			{"name":"scarce","match":{"path":{"prefix":"/scarce"}},"key":[{"type":"constant","value":"all"}],"limits":[{"requests":"2/m"}]}`),
+		Steps: []Step{
+			{Source: "10.0.0.1:1", Headers: [][2]string{{":path", "/scarce"}}, Repeat: 2, Status: 200},
+			{Source: "10.0.0.1:1", Headers: [][2]string{{":path", "/scarce"}}, Status: 429},
+			{Source: "10.0.0.1:1", Headers: [][2]string{{":path", "/other"}}, Status: 200,
+				Want: map[string]string{"ratelimit": `"per-client";r=0;t=60`}},
+			{Source: "10.0.0.1:1", Headers: [][2]string{{":path", "/other"}}, Status: 429},
+		},
+		Metrics: map[string]int64{"floodgate.per-client.allowed": 4, "floodgate.per-client.rejected": 1, "floodgate.scarce.rejected": 1},
+	},
+	{
 		Name:   "weighted cost from a header",
 		Config: pol(`{"name":"p","key":[{"type":"client_ip"}],"limits":[{"requests":"10/m"}],"cost":{"header":"x-cost","default":1,"max":8}}`),
 		Steps: []Step{
@@ -181,7 +227,7 @@ func Run(t *testing.T, newGateway func(t *testing.T, config string) Gateway) {
 			g := newGateway(t, sc.Config)
 			for i, st := range sc.Steps {
 				for r := 0; r < max(st.Repeat, 1); r++ {
-					status, resp, body := g.Send(t, st.Source, st.request())
+					status, resp, body := g.Send(t, st.Source, st.request(), st.upstream())
 					where := fmt.Sprintf("step %d (repeat %d)", i, r)
 					if status != st.Status {
 						t.Fatalf("%s: status %d, want %d (headers %v, body %q)", where, status, st.Status, resp, body)
@@ -206,6 +252,13 @@ func Run(t *testing.T, newGateway func(t *testing.T, config string) Gateway) {
 }
 
 // request returns the headers of the step's request: the defaults, overridden by the step's.
+func (st Step) upstream() int {
+	if st.Upstream == 0 {
+		return 200
+	}
+	return st.Upstream
+}
+
 func (st Step) request() [][2]string {
 	headers := append([][2]string{{":method", "GET"}, {":path", "/api/items"}, {":authority", "api.example.com"}}, st.Headers...)
 	return dedupe(headers)
