@@ -2,6 +2,12 @@
 #
 #   make run    build plugin.wasm and serve it on 127.0.0.1:10000 in the wazero gateway,
 #               configured from envoy.yaml (local mode, no Redis needed)
+#   make run-redis, make run-hybrid
+#               redis-server, the Redis helper and two gateways (127.0.0.1:10000 and :10001) sharing
+#               it, from deploy/local/envoy-redis.yaml or envoy-hybrid.yaml; Ctrl-C stops them all
+#   make check-config [CONFIGS="file..."]
+#               floodgate-check on plugin configurations, Envoy bootstraps or Kubernetes manifests
+#               (default: every one this repository ships)
 #   make test   vet, format check, unit tests, native plugin tests and wasm end-to-end tests
 #   make bench  per-request cost of the plugin against a no-op plugin in wazero and in V8 (node),
 #               compile times and sizes; rewrites the engine report in BENCHMARKS.md
@@ -23,7 +29,7 @@ NOOP      := build/noop.wasm
 WASM_OPT       ?= wasm-opt
 WASM_OPT_FLAGS := -O3 -g --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int
 
-.PHONY: all build noop run test test-istio test-bench-redis check deps bench bench-redis oci push clean
+.PHONY: all build noop run run-redis run-hybrid local-bins redis-server check-config test test-istio test-bench-redis check deps bench bench-redis oci push clean
 
 # The image tag. The image digest does not depend on it (nor on the command): one plugin.wasm,
 # one digest, printed by both `make oci` and `make push`.
@@ -70,6 +76,34 @@ $(BASELINE):
 run: $(PLUGIN)
 	$(GO) run ./e2e/cmd/gateway -config envoy.yaml -wasm $(PLUGIN)
 
+# The stack (e2e/cmd/stack) starts redis-server, the helper and two gateways, and stops them all on
+# Ctrl-C; it runs built binaries, so that Ctrl-C reaches it alone.
+LOCAL := build/local
+
+run-redis: redis-server $(PLUGIN) local-bins
+	$(LOCAL)/stack -config deploy/local/envoy-redis.yaml -wasm $(PLUGIN) -bin $(LOCAL)
+
+run-hybrid: redis-server $(PLUGIN) local-bins
+	$(LOCAL)/stack -config deploy/local/envoy-hybrid.yaml -wasm $(PLUGIN) -bin $(LOCAL)
+
+local-bins:
+	@mkdir -p $(LOCAL)
+	$(GO) build -o $(LOCAL)/gateway ./e2e/cmd/gateway
+	$(GO) build -o $(LOCAL)/redis-helper ./cmd/redis-helper
+	$(GO) build -o $(LOCAL)/stack ./e2e/cmd/stack
+
+APT_INSTALL := apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
+
+# redis-server, installed with apt-get (as root) when missing.
+redis-server:
+	@command -v redis-server >/dev/null || { echo "installing redis-server"; $(APT_INSTALL) redis-server; }
+
+# Every configuration this repository ships, unless CONFIGS names others.
+CONFIGS ?= envoy.yaml deploy/local/envoy-redis.yaml deploy/local/envoy-hybrid.yaml $(wildcard deploy/istio/*.yaml)
+
+check-config:
+	$(GO) run ./cmd/floodgate-check $(CONFIGS)
+
 check:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
@@ -77,17 +111,18 @@ check:
 	$(WASM_ENV) $(GO) vet ./cmd/... ./internal/... ./plugin/... ./algorithm/... ./config/... ./store/...
 
 # Test dependencies: redis-server (the tests start their own on a free loopback port), node with
-# npm (the helper is checked against the official @upstash/redis client; the V8 host runs on node)
-# and binaryen (wasm-opt, for the build).
+# npm (the helper is checked against the official @upstash/redis client; the V8 host runs on node),
+# binaryen (wasm-opt, for the build) and curl (the README's transcripts are run as they are written).
 deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v $(WASM_OPT) >/dev/null || missing="$$missing binaryen"; \
 	command -v node >/dev/null || missing="$$missing nodejs"; \
 	command -v npm >/dev/null || missing="$$missing npm"; \
+	command -v curl >/dev/null || missing="$$missing curl"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		$(APT_INSTALL) $$missing; \
 	fi
 
 test: deps check $(PLUGIN) $(NOOP)

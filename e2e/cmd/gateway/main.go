@@ -41,11 +41,15 @@ func run() error {
 	vms := flag.Int("vms", 2, "worker VMs (Envoy: --concurrency)")
 	echo := flag.Bool("echo-upstream", true, "start an echo upstream on the route's cluster address when nothing listens there")
 	admin := flag.String("admin", "127.0.0.1:9901", "address of the admin endpoint: /stats, /stats/prometheus (empty: none)")
+	listen := flag.String("listen", "", "address to serve on instead of the bootstrap's listener (a second gateway from the same file)")
 	flag.Parse()
 
 	b, err := bootstrap.Load(*configPath)
 	if err != nil {
 		return err
+	}
+	if *listen != "" {
+		b.Listener = *listen
 	}
 	if *wasmPath == "" {
 		*wasmPath = filepath.Join(filepath.Dir(*configPath), b.Filter.Code)
