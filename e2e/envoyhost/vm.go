@@ -21,6 +21,11 @@ type vm struct {
 	host  *Host
 	index int
 	mod   api.Module
+	// closed is set on the VM goroutine when the module is closed: callbacks still queued (an
+	// http call's answer, a tick) are dropped, as Envoy cancels a destroyed context's pending
+	// calls (source/extensions/common/wasm/context.cc, Context::~Context cancels every
+	// http_request_) and its timers go with the VM.
+	closed bool
 	ctx   context.Context
 	tasks chan func()
 	quit  chan struct{}
@@ -154,10 +159,14 @@ func (v *vm) fail(err error) {
 	v.host.log(v.index, 5, "envoyhost: vm failed: "+err.Error())
 }
 
-// call runs an exported callback; a trap fails the VM. An export the module lacks is skipped.
+// call runs an exported callback; a trap fails the VM. An export the module lacks is skipped,
+// and so is every callback once the VM is closed.
 func (v *vm) call(name string, args ...uint64) (uint64, error) {
 	if err := v.failure(); err != nil {
 		return 0, err
+	}
+	if v.closed {
+		return 0, nil
 	}
 	fn, ok := v.fns[name]
 	if !ok {
@@ -201,6 +210,7 @@ func (v *vm) close(ctx context.Context) {
 				_, _ = v.call("proxy_on_delete", rootContextID)
 			}
 		}
+		v.closed = true
 		return v.mod.Close(ctx)
 	})
 	select {
