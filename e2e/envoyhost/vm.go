@@ -26,10 +26,10 @@ type vm struct {
 	// calls (source/extensions/common/wasm/context.cc, Context::~Context cancels every
 	// http_request_) and its timers go with the VM.
 	closed bool
-	ctx   context.Context
-	tasks chan func()
-	quit  chan struct{}
-	done  chan struct{}
+	ctx    context.Context
+	tasks  chan func()
+	quit   chan struct{}
+	done   chan struct{}
 
 	alloc      api.Function
 	allocStack [1]uint64
