@@ -7,8 +7,9 @@ import (
 	"github.com/floodgate-proxy/floodgate/config"
 )
 
-// backend keeps one policy's state and decides requests on it. Each policy gets one, chosen once
-// when the configuration loads (newBackend); the limiter never learns which.
+// backend keeps one tier's state (a policy without tiers has one tier) and decides requests on
+// it. Each tier gets one, chosen once when the configuration loads (newTierState); the limiter
+// never learns which.
 //
 //   - localBackend: the proxy's shared data (backend_local.go);
 //   - redisBackend: one script call through the Redis helper per decision (backend_redis.go);
