@@ -3,9 +3,12 @@
 // same code runs as the wasm plugin (cmd/floodgate) and natively under the SDK's proxytest
 // emulator.
 //
-// Per request, every policy whose match holds builds its key, decides with algorithm/ on state
-// kept by store/ in the proxy's shared data, and either lets the request go on (rate-limit headers
-// are added to the response) or answers it locally (429, Retry-After, headers, body).
+// Per request, every policy whose match holds builds its key, picks its tier, and has the tier's
+// backend decide (backend.go: local shared data, Redis through the helper, or hybrid
+// reservations); a failed decision takes the policy's failure mode (failure.go). The request
+// then goes on (rate-limit headers are added to the response) or is answered locally (429,
+// Retry-After, headers, body), and a rejected request gives back what the other policies counted
+// for it (undo.go). Policies that count on the response wait for it (response.go).
 package plugin
 
 import (
