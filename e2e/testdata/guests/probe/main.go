@@ -69,6 +69,12 @@ func (s *stream) OnHttpRequestHeaders(int, bool) types.Action {
 			if len(v) == 8 {
 				n = binary.LittleEndian.Uint64(v)
 			}
+			if err != nil {
+				// Absent: a CAS of 0 would overwrite another VM's first insert (Envoy inserts a
+				// missing key whatever the CAS and CAS 0 always overwrites), so ask for a CAS no
+				// value holds: it inserts only while the key is still absent (see store.Update).
+				cas = 1<<32 - 1
+			}
 			err = host.SetSharedData("count", binary.LittleEndian.AppendUint64(nil, n+1), cas)
 			if err == nil {
 				return types.ActionContinue
