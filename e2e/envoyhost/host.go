@@ -1,7 +1,7 @@
 // Package envoyhost is a proxy-wasm host on wazero that runs a plugin the way Envoy does, so that
 // the real plugin.wasm can be tested here, where there is no Envoy.
 //
-// What it imitates (see ../../README.md and ../shared/PROXY_WASM_FACTS.md for the facts):
+// What it imitates (see docs/ARCHITECTURE.md, "The test host", for the source each behaviour follows):
 //   - Envoy's lifecycle: a canary VM is started first and its configure decides whether the
 //     configuration is accepted; then one VM per worker, each a separate instance of the module
 //     driven by its own goroutine (its "worker thread"), started with _initialize, root context

@@ -4,7 +4,7 @@
 //	stack -config deploy/local/envoy-redis.yaml -wasm plugin.wasm -bin build/local
 //
 // When the bootstrap's plugin configuration has a redis section, it starts a redis-server (no
-// persistence, its own port) with the floodgate ACL user README's Redis mode describes, and the
+// persistence, its own port) with the floodgate ACL user README's Security section gives, and the
 // redis-helper in front of it on the address of the cluster redis.cluster names, with a bearer
 // token generated for this run into a temporary directory. Then it starts the gateways
 // (e2e/cmd/gateway, two by default) from the same bootstrap, each with its own listener and admin
