@@ -3,8 +3,8 @@
 //
 // Parse validates everything in one place and reports every problem with its JSON path, one per
 // line ("policies[2].limits[0].rate: must be > 0"); unknown fields are errors. It uses
-// github.com/tidwall/gjson, which is cheap in wasm. The schema is documented in README.md ("Configuration reference") and
-// schema.json.
+// github.com/tidwall/gjson, which is cheap in wasm. The schema is documented in README.md
+// ("Configuration reference") and schema.json.
 package config
 
 import (
