@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -282,6 +283,32 @@ func stopsCleanly(t *testing.T, p *process, ports portMap) {
 // TestRunRedisAsReadmeShows: make run-redis's stack starts, both gateways answer exactly as the
 // README's transcript says (one limit across them, decided in Redis), and Ctrl-C stops it all.
 func TestRunRedisAsReadmeShows(t *testing.T) {
+	// A decision slower than redis.timeout_ms (100 ms) is taken on the gateway's own count, as the
+	// README says; on an overloaded machine that changes gateway 2's answers. Such a run is told
+	// apart by its fallbacks counter and run again on a fresh stack, three runs at most; a
+	// mismatch in a run without fallbacks fails at once. The transcript is never loosened.
+	const runs = 3
+	for run := 1; ; run++ {
+		mismatches, fallbacks := runRedisTranscript(t)
+		if len(mismatches) == 0 {
+			return
+		}
+		if fallbacks == 0 {
+			t.Fatal(strings.Join(mismatches, "\n"))
+		}
+		if run == runs {
+			t.Fatalf("each of %d runs had decisions slower than redis.timeout_ms (%d fallbacks in the last); the last run:\n%s",
+				runs, fallbacks, strings.Join(mismatches, "\n"))
+		}
+		t.Logf("run %d: %d decisions fell back to the local count (helper slower than redis.timeout_ms); running again", run, fallbacks)
+	}
+}
+
+// runRedisTranscript starts make run-redis's stack, runs the README's transcript against it and
+// stops it; it returns how the output differed from the README and how many decisions the two
+// gateways took in failure mode local.
+func runRedisTranscript(t *testing.T) (mismatches []string, fallbacks int) {
+	t.Helper()
 	p, ports := startStack(t, "../deploy/local/envoy-redis.yaml")
 	// The start-up log says which backend and failure mode each policy uses.
 	if !strings.Contains(p.out.String(), "per-client (absolute, 1 limits, backend redis, failure mode local)") {
@@ -294,10 +321,18 @@ func TestRunRedisAsReadmeShows(t *testing.T) {
 			t.Errorf("the stack does not print %q", printed)
 		}
 		if got := sh(t, ports.command(s.command, "127.0.0.1")); got != s.want {
-			t.Errorf("$ %s\ngot:\n%swant (README.md):\n%s", s.command, got, s.want)
+			mismatches = append(mismatches, fmt.Sprintf("$ %s\ngot:\n%swant (README.md):\n%s", s.command, got, s.want))
+		}
+	}
+	for _, admin := range []string{"9901", "9902"} {
+		out := sh(t, "curl -s 127.0.0.1:"+ports[admin]+"/stats")
+		if m := regexp.MustCompile(`(?m)^wasmcustom\.floodgate\.per-client\.fallbacks: (\d+)$`).FindStringSubmatch(out); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			fallbacks += n
 		}
 	}
 	stopsCleanly(t, p, ports)
+	return mismatches, fallbacks
 }
 
 // statuses reads a transcript's status-code loop output: "200 200 429".
