@@ -51,10 +51,10 @@ func main() {
 	baseline := flag.String("baseline", "", "the plugin module to compare compile time with (optional)")
 	baselineName := flag.String("baseline-name", "baseline", "how the report names the baseline module")
 	rounds := flag.Int("rounds", 7, "interleaved rounds")
-	requests := flag.Int("requests", 20000, "timed requests per case and round")
+	requests := flag.Int("requests", 15000, "timed requests per case and round")
 	warmup := flag.Int("warmup", 3000, "requests before timing (V8 compiles functions lazily, on first call)")
-	compiles := flag.Int("compiles", 5, "node processes per module and compile mode")
-	count := flag.Int("count", 5, "runs of each Go benchmark (go test -count)")
+	compiles := flag.Int("compiles", 3, "node processes per module and compile mode")
+	count := flag.Int("count", 3, "runs of each Go benchmark (go test -count)")
 	redisOn := flag.Bool("redis", true, "start redis-server and the Redis helper for the hybrid case and run the Redis benchmarks (needs redis-server)")
 	v8host := flag.String("v8host", "e2e/v8host", "the directory of the V8 host scripts")
 	report := flag.String("report", "", "file whose report section to rewrite (default: print it)")
@@ -257,11 +257,11 @@ func run(o options) (string, error) {
 	v8Mem, wzMem := mem[0].v8Mem, mem[0].wazero
 
 	log.Printf("Go benchmarks (go test -bench, %d runs each)", o.count)
-	native, err := runGoBench("./algorithm/", "^BenchmarkDecide", o.count, "")
+	native, err := runGoBench("./algorithm/", "^BenchmarkDecide", o.count, "0.5s")
 	if err != nil {
 		return "", err
 	}
-	storeBench, err := runGoBench("./store/", ".", o.count, "")
+	storeBench, err := runGoBench("./store/", ".", o.count, "0.5s")
 	if err != nil {
 		return "", err
 	}
