@@ -195,7 +195,7 @@ func writeReport(w io.Writer, o options, m machine, cost map[costKey][]costSampl
 		}
 	}
 
-	p("\n### Targets (issue 13), from this run\n\n")
+	p("\n### Targets, from this run\n\n")
 	p("| target | worst measured | met |\n| --- | ---: | --- |\n")
 	for _, t := range targets(approaches, cost, lat, o) {
 		p("| %s | %s | %s |\n", t.name, t.worst, t.met)
@@ -227,7 +227,7 @@ func costTable(w io.Writer, approaches []approach, cost map[costKey][]costSample
 // us formats nanoseconds as microseconds.
 func us(ns float64) string { return fmt.Sprintf("%.0f µs", ns/1e3) }
 
-// target is one goal of issue 13 and how this run did against it.
+// target is one goal of the Redis mode and how this run did against it.
 type target struct{ name, worst, met string }
 
 func yes(ok bool) string {
@@ -237,7 +237,7 @@ func yes(ok bool) string {
 	return "**no**"
 }
 
-// targets evaluates issue 13's goals; a strategy this build lacks is reported as such.
+// targets evaluates the Redis mode's goals; a strategy this build lacks is reported as such.
 func targets(approaches []approach, cost map[costKey][]costSample, lat map[latencyKey][]latencySample, o options) []target {
 	has := map[string]bool{}
 	for _, a := range approaches {

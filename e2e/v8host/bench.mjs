@@ -30,7 +30,7 @@ const moduleOf = (path) => {
   return modules.get(path);
 };
 
-// sources are the client addresses a case rotates over, as e2e's BenchmarkRequest has them.
+// sources are the client addresses a case rotates over, as e2e/cmd/enginebench has them.
 function sources(n) {
   return Array.from({ length: n }, (_, i) => `10.0.${(i >> 8) & 255}.${i & 255}:1234`);
 }

@@ -26,9 +26,13 @@ type benchCase struct {
 	Headers [][2]string `json:"headers"`
 	// Env is the VM's environment (Envoy: vm_config.environment_variables), e.g. GOGC.
 	Env map[string]string `json:"env,omitempty"`
+	// Clusters are the proxy_http_call targets (the hybrid case's helper); the V8 host makes
+	// no HTTP calls, so a case with them is WazeroOnly.
+	Clusters   map[string]string `json:"-"`
+	WazeroOnly bool              `json:"-"`
 }
 
-// source is the i-th client address, as e2e's BenchmarkRequest and e2e/v8host/bench.mjs have it.
+// source is the i-th client address, as e2e/v8host/bench.mjs has it.
 func source(i int) string { return fmt.Sprintf("10.0.%d.%d:1234", (i>>8)&255, i&255) }
 
 // round is one case's figures in one round.
@@ -38,6 +42,7 @@ type round struct {
 	GuestNS           float64 `json:"guest_ns"`
 	ImportsPerRequest float64 `json:"imports_per_request"`
 	MemoryBytes       float64 `json:"memory_bytes"`
+	CallsPerRequest   float64 `json:"-"` // HTTP calls (to the Redis helper) per timed request, wazero
 }
 
 type caseRounds struct {
@@ -52,7 +57,7 @@ func wazeroHost(c benchCase) (*envoyhost.Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	return envoyhost.New(context.Background(), envoyhost.Config{Wasm: wasm, VMs: 1, VMID: "floodgate", RootID: "floodgate", PluginConfig: []byte(c.Config), Env: c.Env})
+	return envoyhost.New(context.Background(), envoyhost.Config{Wasm: wasm, VMs: 1, VMID: "floodgate", RootID: "floodgate", PluginConfig: []byte(c.Config), Env: c.Env, Clusters: c.Clusters})
 }
 
 // drive sends n requests through h: request headers, response headers (":status: 200" from the
@@ -87,13 +92,18 @@ func wazeroRounds(cases []benchCase, rounds, warmup, n int) ([]caseRounds, error
 				return nil, err
 			}
 			err = drive(h, c, warmup)
+			calls := len(h.HTTPCalls())
 			start, cpu := time.Now(), cpuTime()
 			if err == nil {
 				err = drive(h, c, n)
 			}
 			ns := float64(time.Since(start).Nanoseconds()) / float64(n)
 			cpuNS := float64((cpuTime() - cpu).Nanoseconds()) / float64(n)
-			out[i].Rounds = append(out[i].Rounds, round{NS: ns, CPUNS: cpuNS, MemoryBytes: float64(h.MemoryBytes(0))})
+			calls = len(h.HTTPCalls()) - calls
+			out[i].Rounds = append(out[i].Rounds, round{NS: ns, CPUNS: cpuNS, MemoryBytes: float64(h.MemoryBytes(0)), CallsPerRequest: float64(calls) / float64(n)})
+			if f := h.Failures(); err == nil && len(f) > 0 {
+				err = fmt.Errorf("%s: %v", c.Name, f)
+			}
 			h.Close(context.Background())
 			if err != nil {
 				return nil, err

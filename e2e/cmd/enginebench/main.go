@@ -1,16 +1,25 @@
-// Command enginebench measures plugin.wasm in the two engines the project runs it in, wazero
-// (e2e/envoyhost) and V8 with Envoy's flags (e2e/v8host, through node), against the no-op plugin,
-// and writes the report into BENCHMARKS.md between its markers. `make bench` runs it:
+// Command enginebench writes the generated part of BENCHMARKS.md (between its markers): every
+// table `make bench` reports, from one run. `make bench` runs it:
 //
 //	go run ./e2e/cmd/enginebench -plugin plugin.wasm -unoptimized build/plugin.go.wasm \
-//		-noop build/noop.wasm -baseline build/baseline-cfda2e5.wasm -report BENCHMARKS.md
+//		-noop build/noop.wasm -hostcalls build/hostcalls.wasm -baseline build/baseline-REV.wasm \
+//		-report BENCHMARKS.md
 //
-// Figures: CPU (and wall) ns per request in interleaved rounds (every case once per round, in a
-// fresh proxy of one worker VM) and the median of the per-round ratios to the no-op plugin; in V8
-// also the guest's time (inside exported calls minus inside imports) and a sampled profile of it;
-// eager and lazy compile times in V8, each in a fresh node process; the VM's memory after 100 000
-// requests over 10 000 keys; the module's size by section and its code by package. Nothing is
-// asserted: the figures depend on the machine, and the ratios are what to compare.
+// Figures:
+//   - per request, plugin.wasm in the two engines the project runs it in, wazero (e2e/envoyhost)
+//     and V8 with Envoy's flags (e2e/v8host, through node), against the no-op plugin: CPU (and
+//     wall) ns per request in interleaved rounds (every case once per round, in a fresh proxy of
+//     one worker VM) and the median of the per-round ratios; the hybrid case (wazero only: the V8
+//     host makes no HTTP calls) runs against redis-server and the Redis helper on loopback, which
+//     this command starts; in V8 also the guest's time (inside exported calls minus inside
+//     imports) and a sampled profile of it;
+//   - eager and lazy compile times in V8, each in a fresh node process; the VM's memory after
+//     100 000 requests over 10 000 keys; the module's size by section and its code by package;
+//   - the Go benchmarks of algorithm, store, e2e (Redis and hybrid modes) and
+//     internal/redishelper (a script call in Redis), run with go test and parsed.
+//
+// Nothing is asserted: the figures depend on the machine, and the ratios are what to compare.
+// The targets' met/missed are computed from this run.
 package main
 
 import (
@@ -21,6 +30,7 @@ import (
 	"log"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"sort"
@@ -41,20 +51,29 @@ func main() {
 	baseline := flag.String("baseline", "", "the plugin module to compare compile time with (optional)")
 	baselineName := flag.String("baseline-name", "baseline", "how the report names the baseline module")
 	rounds := flag.Int("rounds", 7, "interleaved rounds")
-	requests := flag.Int("requests", 20000, "timed requests per case and round")
+	requests := flag.Int("requests", 15000, "timed requests per case and round")
 	warmup := flag.Int("warmup", 3000, "requests before timing (V8 compiles functions lazily, on first call)")
-	compiles := flag.Int("compiles", 5, "node processes per module and compile mode")
+	compiles := flag.Int("compiles", 3, "node processes per module and compile mode")
+	count := flag.Int("count", 3, "runs of each Go benchmark (go test -count)")
+	redisOn := flag.Bool("redis", true, "start redis-server and the Redis helper for the hybrid case and run the Redis benchmarks (needs redis-server)")
 	v8host := flag.String("v8host", "e2e/v8host", "the directory of the V8 host scripts")
 	report := flag.String("report", "", "file whose report section to rewrite (default: print it)")
 	flag.Parse()
 
+	args := make([]string, len(os.Args)-1)
+	for i, a := range os.Args[1:] {
+		args[i] = shellQuote(a)
+	}
+	command := "go run ./e2e/cmd/enginebench " + strings.Join(args, " ")
+	if os.Getenv("MAKELEVEL") != "" {
+		command = "make bench`, i.e. `" + command
+	}
 	start := time.Now()
 	md, err := run(options{plugin: *plugin, unoptimized: *unoptimized, noop: *noop, hostcalls: *hostcalls, baseline: *baseline, baselineName: *baselineName,
-		rounds: *rounds, requests: *requests, warmup: *warmup, compiles: *compiles, v8host: *v8host})
+		rounds: *rounds, requests: *requests, warmup: *warmup, compiles: *compiles, count: *count, redis: *redisOn, v8host: *v8host, command: command, start: start})
 	if err != nil {
 		log.Fatal(err)
 	}
-	md += fmt.Sprintf("\n(The run took %s.)\n", time.Since(start).Round(time.Second))
 	if *report == "" {
 		fmt.Print(md)
 		return
@@ -66,8 +85,11 @@ func main() {
 
 type options struct {
 	plugin, unoptimized, noop, hostcalls, baseline, baselineName string
-	rounds, requests, warmup, compiles                           int
-	v8host                                                       string
+	rounds, requests, warmup, compiles, count                    int
+	redis                                                        bool
+	v8host, command                                              string
+	start                                                        time.Time
+	helper                                                       string // the Redis helper's address, once started
 }
 
 var headers = [][2]string{{":method", "GET"}, {":path", "/api/items"}, {":authority", "api.example.com"}, {"x-api-key", "k"}}
@@ -76,14 +98,39 @@ func config(fields string) string {
 	return `{"shared_data":{"slots":1024},"policies":[{"name":"p",` + fields + `}]}`
 }
 
-// The cases of e2e's BenchmarkRequest (same configurations, same 1024 rotating clients), then the
-// 1-limit case on the module before wasm-opt and the host-calls-only plugin when given.
+// The cases' names, for the rows the report computes with.
+const (
+	caseNoop      = "no-op plugin"
+	caseAbsolute  = "absolute, 1 limit"
+	caseAbsolute3 = "absolute, 3 limits (1 s, 1 min, 1 h)"
+	caseLocal32   = "absolute, 1 limit, 32 client IPs"
+	caseHybrid    = "hybrid, 1 limit, 32 client IPs (Redis helper on loopback)"
+	caseHostcalls = "host calls of a decision, no logic (cmd/hostcalls-plugin)"
+)
+
+// cases are the plugins and configurations measured per request: the no-op plugin, then floodgate
+// deciding locally with each strategy (limits high enough that requests pass, except the
+// rejecting case), the hybrid case when the helper runs (on 32 keys, each hot enough to keep a
+// reservation: the loop is closed, and with 1024 keys at Redis speed every key would stay cold
+// and be decided in Redis), the 1-limit case on the module before wasm-opt and the
+// host-calls-only plugin when given. The first three keep their places: the report's V8 profile
+// reads them by index.
 func cases(o options) []benchCase {
+	abs1 := `"key":[{"type":"client_ip"}],"limits":[{"rate":1000000}]`
 	cs := []benchCase{
-		{Name: "no-op plugin", Wasm: o.noop, Config: "{}", Keys: 1024, Headers: headers},
-		{Name: "absolute, 1 limit", Wasm: o.plugin, Config: config(`"key":[{"type":"client_ip"}],"limits":[{"rate":1000000}]`), Keys: 1024, Headers: headers},
-		{Name: "absolute, 3 limits (1 s, 1 min, 1 h)", Wasm: o.plugin, Config: config(`"key":[{"type":"client_ip"}],"limits":[{"rate":1000000},{"requests":"100000000/m"},{"requests":"1000000000/h"}]`), Keys: 1024, Headers: headers},
-		{Name: "absolute, every request rejected", Wasm: o.plugin, Config: config(`"key":[{"type":"constant","value":"all"}],"limits":[{"requests":"1/h"}]`), Keys: 1024, Headers: headers},
+		{Name: caseNoop, Wasm: o.noop, Config: "{}", Keys: 1024, Headers: headers},
+		{Name: caseAbsolute, Wasm: o.plugin, Config: config(abs1), Keys: 1024, Headers: headers},
+		{Name: caseAbsolute3, Wasm: o.plugin, Config: config(`"key":[{"type":"client_ip"}],"limits":[{"rate":1000000},{"requests":"100000000/m"},{"requests":"1000000000/h"}]`), Keys: 1024, Headers: headers},
+		{Name: "suppressed, 1 limit", Wasm: o.plugin, Config: config(`"key":[{"type":"client_ip"}],"limits":[{"rate":1000000}],"strategy":"suppressed","hard_limit_factor":2`), Keys: 1024, Headers: headers},
+		{Name: "gcra, 1 limit", Wasm: o.plugin, Config: config(`"key":[{"type":"client_ip"}],"limits":[{"rate":1000000}],"strategy":"gcra"`), Keys: 1024, Headers: headers},
+		{Name: "token_bucket", Wasm: o.plugin, Config: config(`"key":[{"type":"client_ip"}],"limits":[{"rate":1000000,"burst":1000000}],"strategy":"token_bucket"`), Keys: 1024, Headers: headers},
+		{Name: "absolute, every request rejected (local 429 answer)", Wasm: o.plugin, Config: config(`"key":[{"type":"constant","value":"all"}],"limits":[{"requests":"1/h"}]`), Keys: 1024, Headers: headers},
+	}
+	if o.helper != "" {
+		cs = append(cs,
+			benchCase{Name: caseLocal32, Wasm: o.plugin, Config: config(abs1), Keys: 32, Headers: headers},
+			benchCase{Name: caseHybrid, Wasm: o.plugin, Config: hybridConfig(`[{"rate":1000000}]`), Keys: 32, Headers: headers,
+				Clusters: map[string]string{helperCluster: o.helper}, WazeroOnly: true})
 	}
 	if o.unoptimized != "" {
 		c := cs[1]
@@ -91,19 +138,44 @@ func cases(o options) []benchCase {
 		cs = append(cs, c)
 	}
 	if o.hostcalls != "" {
-		cs = append(cs, benchCase{Name: "host calls of a decision, no logic (cmd/hostcalls-plugin)", Wasm: o.hostcalls, Config: "{}", Keys: 1024, Headers: headers})
+		cs = append(cs, benchCase{Name: caseHostcalls, Wasm: o.hostcalls, Config: "{}", Keys: 1024, Headers: headers})
 	}
 	return cs
+}
+
+// indexOf is the index of the case named name in cs, or -1.
+func indexOf(cs []benchCase, name string) int {
+	for i, c := range cs {
+		if c.Name == name {
+			return i
+		}
+	}
+	return -1
 }
 
 func run(o options) (string, error) {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
-	cs := cases(o)
 
-	w("## Two engines: wazero and V8 with Envoy's flags (`make bench`)\n\n")
-	w("Generated by `make bench` (`go run ./e2e/cmd/enginebench`, see its doc comment); do not edit by hand.\n")
-	w("%s. Date: %s. V8 flags: `%s` (Envoy's: proxy-wasm-cpp-host src/v8/v8.cc).\n\n", machine(), time.Now().UTC().Format("2006-01-02 15:04 UTC"), strings.Join(envoyV8Flags, " "))
+	var redisNote string
+	if o.redis {
+		if _, err := exec.LookPath("redis-server"); err != nil {
+			o.redis = false
+			redisNote = "redis-server was not found (`make deps` installs it): the hybrid row and the Redis tables are left out."
+		}
+	} else {
+		redisNote = "Run with `-redis=false`: the hybrid row and the Redis tables are left out (`make bench` gives them)."
+	}
+	if o.redis {
+		log.Printf("starting redis-server and the Redis helper")
+		addr, stop, err := startHelper()
+		if err != nil {
+			return "", err
+		}
+		defer stop()
+		o.helper = addr
+	}
+	cs := cases(o)
 
 	// Sizes first: they need no measuring.
 	mods := []struct{ name, path string }{{"plugin.wasm", o.plugin}, {"no-op plugin", o.noop}}
@@ -144,9 +216,19 @@ func run(o options) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	v8, err := v8Rounds(o.v8host, cs, o.rounds, o.warmup, o.requests)
+	var inV8 []benchCase
+	for _, c := range cs {
+		if !c.WazeroOnly {
+			inV8 = append(inV8, c)
+		}
+	}
+	v8list, err := v8Rounds(o.v8host, inV8, o.rounds, o.warmup, o.requests)
 	if err != nil {
 		return "", err
+	}
+	v8 := make([]caseRounds, len(cs)) // by the index of cs; empty for wazero-only cases
+	for _, r := range v8list {
+		v8[indexOf(cs, r.Name)] = r
 	}
 
 	log.Printf("memory after 100 000 requests over 10 000 keys")
@@ -174,16 +256,83 @@ func run(o options) (string, error) {
 	}
 	v8Mem, wzMem := mem[0].v8Mem, mem[0].wazero
 
+	log.Printf("Go benchmarks (go test -bench, %d runs each)", o.count)
+	native, err := runGoBench("./algorithm/", "^BenchmarkDecide", o.count, "0.5s")
+	if err != nil {
+		return "", err
+	}
+	storeBench, err := runGoBench("./store/", ".", o.count, "0.5s")
+	if err != nil {
+		return "", err
+	}
+	var redisDecision, hybridCalls, scriptCost goBench
+	if o.redis {
+		abs := func(p string) string { a, _ := filepath.Abs(p); return a }
+		env := []string{"FLOODGATE_WASM=" + abs(o.plugin), "FLOODGATE_NOOP_WASM=" + abs(o.noop)}
+		if redisDecision, err = runGoBench("./e2e/", "^BenchmarkRedisDecision$", o.count, "", env...); err != nil {
+			return "", err
+		}
+		if hybridCalls, err = runGoBench("./e2e/", "^BenchmarkHybridRedisCalls$", 1, "1x", env...); err != nil {
+			return "", err
+		}
+		if scriptCost, err = runGoBench("./internal/redishelper/", "^BenchmarkScriptCost$", 1, "300x"); err != nil {
+			return "", err
+		}
+	}
+
+	w("## The plugin per request, its size and start-up, and the Go benchmarks (`make bench`)\n\n")
+	w("Written by `%s` (see its doc comment); do not edit by hand: edit e2e/cmd/enginebench and run `make bench`. Nothing here is asserted by tests; timings on a shared machine are noisy, so the ratios (taken within one round, medians over rounds) are what to compare.\n\n", o.command)
+	w("%s. Date: %s. The run took %s. V8 flags: `%s` (Envoy's: proxy-wasm-cpp-host src/v8/v8.cc).\n\n", machine(), o.start.UTC().Format("2006-01-02 15:04 UTC"), time.Since(o.start).Round(time.Second), strings.Join(envoyV8Flags, " "))
+	if redisNote != "" {
+		w("%s\n\n", redisNote)
+	}
+
 	w("### Per request\n\n")
-	w("One worker VM; a request is context create, request headers, response headers, log, done, delete; 1024 client IPs rotate (one key for the rejecting case). %d interleaved rounds of %d requests after %d of warm-up; medians, and the median of each round's ratio to the no-op plugin. ns are CPU time of the process per request (steadier than wall time on a shared machine; wall time in the last columns). Guest time (V8 only) is the time inside exported calls (and the allocator) minus the time inside imports, less the cost of timing them (measured on a module that does nothing), as a share of a second, timed run, applied to the first run's CPU time.\n\n", o.rounds, o.requests, o.warmup)
+	w("One worker VM; a request is context create, request headers, response headers, log, done, delete; 1024 client IPs rotate (one key for the rejecting case, 32 where the case says so). %d interleaved rounds: each round runs every case once, in a fresh proxy, %d requests after %d of warm-up; medians over the rounds, and the median of each round's ratio to the no-op plugin. ns are CPU time of the process per request (steadier than wall time on a shared machine; wall time in the last columns; the hybrid case's includes the helper's, which runs in this process, but not redis-server's). Guest time (V8 only) is the time inside exported calls (and the allocator) minus the time inside imports, less the cost of timing them (measured on a module that does nothing), as a share of a second, timed run, applied to the first run's CPU time. The V8 host makes no HTTP calls: the hybrid case runs in wazero only.\n\n", o.rounds, o.requests, o.warmup)
 	w("| case | wazero ns | ratio | V8 ns | ratio | V8 guest ns | guest ratio | imports per request | wall ns: wazero, V8 |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for i, c := range cs {
+		if c.WazeroOnly {
+			w("| %s | %s | %.2f | | | | | | %s |\n", c.Name, num(median(field(wz[i].Rounds, "cpu"))), ratio(wz[i].Rounds, wz[0].Rounds, "cpu"), num(median(field(wz[i].Rounds, "ns"))))
+			continue
+		}
 		w("| %s | %s | %.2f | %s | %.2f | %s | %.2f | %.0f | %s, %s |\n", c.Name,
 			num(median(field(wz[i].Rounds, "cpu"))), ratio(wz[i].Rounds, wz[0].Rounds, "cpu"),
 			num(median(field(v8[i].Rounds, "cpu"))), ratio(v8[i].Rounds, v8[0].Rounds, "cpu"),
 			num(median(field(v8[i].Rounds, "guest"))), ratio(v8[i].Rounds, v8[0].Rounds, "guest"),
 			median(field(v8[i].Rounds, "imports")), num(median(field(wz[i].Rounds, "ns"))), num(median(field(v8[i].Rounds, "ns"))))
 	}
+	hyb, local32 := indexOf(cs, caseHybrid), indexOf(cs, caseLocal32)
+	if hyb >= 0 {
+		w("\nHybrid against local on the same 32 keys: %.2fx (median of the per-round ratios of CPU time), with %.5f calls to the helper per timed request (the tick's syncs).\n",
+			ratio(wz[hyb].Rounds, wz[local32].Rounds, "cpu"), median(field(wz[hyb].Rounds, "calls")))
+	}
+
+	w("\n### Targets\n\nMet or missed in this run.\n\n| target | measured | met |\n| --- | --- | --- |\n")
+	target := func(what, measured string, ok bool) {
+		w("| %s | %s | %s |\n", what, measured, map[bool]string{true: "yes", false: "**no**"}[ok])
+	}
+	wz1 := ratio(wz[1].Rounds, wz[0].Rounds, "cpu")
+	target("wazero: absolute, 1 limit, at most 2x the no-op plugin's CPU time", fmt.Sprintf("%.2fx", wz1), wz1 <= 2)
+	if hyb >= 0 {
+		r := ratio(wz[hyb].Rounds, wz[local32].Rounds, "cpu")
+		target("wazero: hybrid, 1 limit, at most 1.2x local absolute on the same keys", fmt.Sprintf("%.2fx", r), r <= 1.2)
+	}
+	g1, g3 := ratio(v8[1].Rounds, v8[0].Rounds, "guest"), ratio(v8[2].Rounds, v8[0].Rounds, "guest")
+	floor := ""
+	if i := indexOf(cs, caseHostcalls); i >= 0 {
+		floor = fmt.Sprintf(" (the host calls alone, cmd/hostcalls-plugin: %.2fx)", ratio(v8[i].Rounds, v8[0].Rounds, "guest"))
+	}
+	target("V8 guest time, absolute 1 limit, at most 2x the no-op's", fmt.Sprintf("%.2fx%s", g1, floor), g1 <= 2)
+	target("V8 guest time, absolute 3 limits, at most 3x the no-op's", fmt.Sprintf("%.2fx", g3), g3 <= 3)
+	ps := sizes["plugin.wasm"]
+	target("plugin.wasm at most 2.5 MB", fmt.Sprintf("%.2f MB", float64(ps.total)/1e6), ps.total <= 2500000)
+	if o.baseline != "" {
+		r := median(comp["plugin.wasm"].eagerCPU) / median(comp[o.baselineName].eagerCPU)
+		wall := median(comp["plugin.wasm"].eager) / median(comp[o.baselineName].eager)
+		target("eager TurboFan compile at most 45% of "+o.baselineName+"'s", fmt.Sprintf("%.0f%% of its CPU time (wall: %.0f%%)", 100*r, 100*wall), r <= 0.45)
+	}
+	target("memory per VM after 100 000 requests over 10 000 keys at most 4 MiB",
+		fmt.Sprintf("V8 %.1f MiB, wazero %.1f MiB", v8Mem/(1<<20), float64(wzMem)/(1<<20)), v8Mem <= 4<<20)
 
 	w("\n### Module size and compile time in V8\n\n")
 	w("Eager: `new WebAssembly.Module` with `--no-wasm-lazy-compilation` (every function through TurboFan); lazy (V8's default): until the canary VM is configured (module, instance, `_initialize`, start, configure; functions compiled on first call). CPU ms of every thread of the process (V8 compiles on background threads), then wall ms; medians of %d fresh node processes each, interleaved.\n\n", o.compiles)
@@ -199,27 +348,6 @@ func run(o options) (string, error) {
 	for _, m := range mem {
 		w("| %s | %.1f | %.1f | %s |\n", cmp.Or(m.gogc, "default (100)"), float64(m.wazero)/(1<<20), m.v8Mem/(1<<20), num(m.v8CPU))
 	}
-
-	w("\n### Targets (issue 15)\n\n| target | measured | met |\n| --- | --- | --- |\n")
-	target := func(what, measured string, ok bool) {
-		w("| %s | %s | %s |\n", what, measured, map[bool]string{true: "yes", false: "no"}[ok])
-	}
-	ps := sizes["plugin.wasm"]
-	target("plugin.wasm at most 2.5 MB", fmt.Sprintf("%.2f MB", float64(ps.total)/1e6), ps.total <= 2500000)
-	if o.baseline != "" {
-		r := median(comp["plugin.wasm"].eagerCPU) / median(comp[o.baselineName].eagerCPU)
-		wall := median(comp["plugin.wasm"].eager) / median(comp[o.baselineName].eager)
-		target("eager TurboFan compile at most 45% of "+o.baselineName+"'s", fmt.Sprintf("%.0f%% of its CPU time (wall: %.0f%%)", 100*r, 100*wall), r <= 0.45)
-	}
-	g1, g3 := ratio(v8[1].Rounds, v8[0].Rounds, "guest"), ratio(v8[2].Rounds, v8[0].Rounds, "guest")
-	floor := ""
-	if o.hostcalls != "" {
-		floor = fmt.Sprintf(" (the host calls alone, cmd/hostcalls-plugin: %.2fx)", ratio(v8[len(v8)-1].Rounds, v8[0].Rounds, "guest"))
-	}
-	target("V8 guest time, absolute 1 limit, at most 2x the no-op's", fmt.Sprintf("%.2fx%s", g1, floor), g1 <= 2)
-	target("V8 guest time, absolute 3 limits, at most 3x the no-op's", fmt.Sprintf("%.2fx", g3), g3 <= 3)
-	target("memory per VM after 100 000 requests over 10 000 keys at most 4 MiB",
-		fmt.Sprintf("V8 %.1f MiB, wazero %.1f MiB", v8Mem/(1<<20), float64(wzMem)/(1<<20)), v8Mem <= 4<<20)
 
 	pkgs, err := packagesOf("./cmd/floodgate")
 	if err != nil {
@@ -272,6 +400,22 @@ func run(o options) (string, error) {
 		}
 		w("| `%s` | %s |\n", f.name, num(f.value))
 	}
+
+	nsCols := []column{intCol("ns/op", "ns/op"), intCol("B/op", "B/op"), intCol("allocs/op", "allocs/op")}
+	w("\n### The algorithm, natively\n\n`%s`, medians of the %d runs. One decision on one key's state (`algorithm` Decide) under traffic at about 3.3x the limit (a mix of admissions and rejections); in place, as the plugin decides in the buffer shared data returned, and \"copying\" into a second buffer.\n\n", native.Command, o.count)
+	w("%s", native.table("benchmark", nsCols, nil))
+	w("\n### The store, natively\n\n`%s`, medians of the %d runs. One update (get, decide, compare-and-swap set) of a 160-byte payload over 1024 keys in the in-memory shared data.\n\n", storeBench.Command, o.count)
+	w("%s", storeBench.table("benchmark", nsCols, nil))
+
+	if o.redis {
+		w("\n### Redis mode: one decision through the helper\n\n`%s` (FLOODGATE_WASM set to plugin.wasm), medians of the %d runs. One worker VM, sequential requests, each decided by one `EVALSHA` through the helper (`internal/redishelper`, in the benchmark's process) to a redis-server on loopback: the latency a decision adds.\n\n", redisDecision.Command, o.count)
+		w("%s", redisDecision.table("benchmark", []column{intCol("ns/op", "ns per decision"), intCol("p50-µs", "p50 µs"), intCol("p99-µs", "p99 µs"), decCol("calls/decision", "helper calls per decision")}, nil))
+		w("\n### Hybrid mode: calls to the helper against the request rate\n\n`%s`. One key of a hybrid policy (sync every 100 ms), one gateway of two workers, requests paced at each rate for 2 s; the key's first requests, before any reservation, included.\n\n", hybridCalls.Command)
+		w("%s", hybridCalls.table("benchmark", []column{intCol("requests/s", "requests/s"), decCol("calls/s", "helper calls/s")}, nil))
+		w("\n### A script call in Redis\n\n`%s`. Times are Redis's own (`INFO commandstats`: no network, no helper), bytes are `MEMORY USAGE` of a key named as the plugin names them. \"call\" is a decision on a key whose every bucket is live, moving to the next bucket; \"expiry\" the call after half the window passed at once.\n\n", scriptCost.Command)
+		w("%s", scriptCost.table("policy", []column{intCol("B/key-1", "B/key after 1 request"), intCol("B/key-full", "B/key, every bucket live"), decCol("redis-µs/call", "µs/call"), decCol("redis-µs/expiry", "µs/expiry")},
+			func(n string) string { return strings.TrimPrefix(n, "ScriptCost/") }))
+	}
 	return b.String(), nil
 }
 
@@ -295,6 +439,8 @@ func field(rs []round, which string) []float64 {
 			out[i] = r.GuestNS
 		case "imports":
 			out[i] = r.ImportsPerRequest
+		case "calls":
+			out[i] = r.CallsPerRequest
 		}
 	}
 	return out

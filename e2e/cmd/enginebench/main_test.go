@@ -61,3 +61,49 @@ func TestReadModule(t *testing.T) {
 		t.Fatalf("code %d, data %d, pages %d, mallocgc %d bytes", m.code, m.data, m.initialPages, m.funcs["runtime.mallocgc"])
 	}
 }
+
+func TestGoBenchParse(t *testing.T) {
+	out := []byte(`goos: linux
+BenchmarkDecide/absolute/one-limit-2   	 9846151	       108.0 ns/op	       0 B/op	       0 allocs/op
+BenchmarkDecide/absolute/one-limit-2   	 9846151	       120.0 ns/op	       0 B/op	       0 allocs/op
+BenchmarkDecide/absolute/one-limit-2   	 9846151	       100.0 ns/op	       0 B/op	       0 allocs/op
+BenchmarkScriptCost/gcra/1s-2          	     300	     52000 ns/op	       120.0 B/key-1	         9.600 redis-µs/call
+--- BENCH: BenchmarkX
+PASS
+ok  	x	1.0s
+`)
+	var g goBench
+	g.Figures = map[string]map[string][]float64{}
+	g.parse(out)
+	tests := []struct {
+		name, unit string
+		want       float64
+	}{
+		{"Decide/absolute/one-limit", "ns/op", 108},
+		{"Decide/absolute/one-limit", "allocs/op", 0},
+		{"ScriptCost/gcra/1s", "B/key-1", 120},
+		{"ScriptCost/gcra/1s", "redis-µs/call", 9.6},
+	}
+	for _, tc := range tests {
+		if got := g.median(tc.name, tc.unit); got != tc.want {
+			t.Errorf("%s %s = %v, want %v", tc.name, tc.unit, got, tc.want)
+		}
+	}
+	if len(g.Names) != 2 {
+		t.Errorf("names %v, want 2", g.Names)
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"./algorithm/", "./algorithm/"},
+		{"^$", "'^$'"},
+		{"plugin.wasm at cfda2e5", "'plugin.wasm at cfda2e5'"},
+		{"it's", `'it'\''s'`},
+	}
+	for _, tc := range tests {
+		if got := shellQuote(tc.in); got != tc.want {
+			t.Errorf("shellQuote(%q) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}
