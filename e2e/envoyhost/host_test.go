@@ -268,6 +268,53 @@ func TestTicksPerVM(t *testing.T) {
 	}
 }
 
+// TestClock: under a Clock, the plugin reads the clock's time and its timers fire only when the
+// test advances the clock, once per VM whose period elapsed, however late.
+func TestClock(t *testing.T) {
+	start := time.UnixMilli(1_700_000_000_000)
+	clock := NewClock(start)
+	h := newHost(t, Config{Wasm: guest(t, "probe"), VMs: 2, PluginConfig: []byte("tick"), Clock: clock, Record: true})
+	nowOf := func() string {
+		t.Helper()
+		_, s := request(t, h, "now")
+		return s.Local().Header("x-now")
+	}
+	ticks := func() []int {
+		n := make([]int, h.VMs())
+		for i := range n {
+			for _, c := range h.Calls(i) {
+				if strings.HasPrefix(c, "proxy_on_tick") {
+					n[i]++
+				}
+			}
+		}
+		return n
+	}
+	if got := nowOf(); got != "1700000000000" {
+		t.Fatalf("plugin time %s, want the clock's 1700000000000", got)
+	}
+	time.Sleep(100 * time.Millisecond) // five real periods: no tick
+	clock.Advance(19 * time.Millisecond)
+	if got := ticks(); !slices.Equal(got, []int{0, 0}) {
+		t.Fatalf("ticks %v before the first period elapsed", got)
+	}
+	clock.Advance(time.Millisecond)
+	if got := ticks(); !slices.Equal(got, []int{1, 1}) {
+		t.Fatalf("ticks %v after one period, want one per VM", got)
+	}
+	clock.Advance(time.Second) // fifty periods late: one tick, then armed a period later
+	clock.Advance(19 * time.Millisecond)
+	if got := ticks(); !slices.Equal(got, []int{2, 2}) {
+		t.Fatalf("ticks %v after a late timer, want one more per VM", got)
+	}
+	if got := nowOf(); got != "1700000001039" {
+		t.Fatalf("plugin time %s, want 1700000001039", got)
+	}
+	if n, _ := h.Metric("probe.ticks"); n != 4 {
+		t.Fatalf("probe.ticks %d, want 4", n)
+	}
+}
+
 func TestHTTPCalls(t *testing.T) {
 	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "pong")
