@@ -380,57 +380,87 @@ func TestHybridReloadHandsOver(t *testing.T) {
 // redisKeyRE finds the Redis keys of a helper call's body.
 var redisKeyRE = regexp.MustCompile(`"\{floodgate:[^"]*\}"`)
 
-// TestHybridManyKeysSyncInBatches: 600 keys asked three units each within one sync interval (2 s)
-// are hot: the next tick reserves for all of them in /pipeline calls within the helper's limits,
-// after which their requests are decided locally.
+// TestHybridManyKeysSyncInBatches: 600 keys asked three units each within one sync interval are
+// hot: the next tick reserves for all of them in /pipeline calls within the helper's limits,
+// after which their requests are decided locally. The host's clock stands still until the test
+// moves it, so the 1 800 requests fall within one interval and no tick interleaves, however long
+// they take.
 func TestHybridManyKeysSyncInBatches(t *testing.T) {
 	addr, _ := helperFor(t)
-	cfg := strings.Replace(hybridConfig(`[{"requests":"100000/m"}]`, ""), `"sync_interval_ms":100`, `"sync_interval_ms":2000`, 1)
-	h := startHost(t, cfg, 1, withCluster(addr))
+	// Calls may take long on a busy machine: a timeout would turn a decision into an error.
+	cfg := strings.Replace(hybridConfig(`[{"requests":"100000/m"}]`, ""), `"timeout_ms":400`, `"timeout_ms":5000`, 1)
+	clock := envoyhost.NewClock(time.Now())
+	h := startHost(t, cfg, 1, withCluster(addr), func(c *envoyhost.Config) { c.Clock = clock })
 	keys := make([]string, 600)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("10.9.%d.%d:1", i/256, i%256)
 	}
-	// Three requests a key, back to back (under the four that send a lease at once): decided in
-	// Redis, until the tick.
-	for _, k := range keys {
-		for range 3 {
-			send(t, h, k)
-		}
+	// Three requests a key (under the four that send a lease at once): decided in Redis, one call
+	// each, until the tick. The first key's go alone (the script is loaded once), the others from
+	// eight clients at a time.
+	sendAll(t, h, keys[:1], 1, 3)
+	sendAll(t, h, keys[1:], 8, 3)
+	// One call each, and the first once more: EVALSHA meets NOSCRIPT, then EVAL.
+	if n := len(decisionCalls(h)); n != 3*len(keys)+1 {
+		t.Fatalf("%d calls for %d requests of cold keys, want one each and the first script load", n, 3*len(keys))
 	}
 	// The next tick sends 600 leases, in calls within the helper's limits (64 KiB, 500 commands,
 	// 100 000 state records: 600 buckets a key here).
-	// A tick may also fall inside the loop above on a slow machine: count the keys leased.
+	before := len(h.HTTPCalls())
+	clock.Advance(100 * time.Millisecond) // the sync interval (hybridConfig: 100 ms)
+	if !h.WaitCalls(30 * time.Second) {
+		t.Fatal("the sync's calls were not answered within 30 s")
+	}
 	leased := map[string]bool{}
 	var sizes []int
-	for deadline := time.Now().Add(4 * time.Second); time.Now().Before(deadline) && len(leased) < len(keys); {
-		time.Sleep(50 * time.Millisecond)
-		clear(leased)
-		sizes = sizes[:0]
-		for _, c := range h.HTTPCalls() {
-			if n := strings.Count(string(c.Body), `"lease"`); n > 0 {
-				if c.Status != 200 || len(c.Body) > 64<<10 {
-					t.Fatalf("a pipeline of %d leases, %d bytes: status %d", n, len(c.Body), c.Status)
-				}
-				for _, k := range redisKeyRE.FindAllString(string(c.Body), -1) {
-					leased[k] = true
-				}
-				sizes = append(sizes, n)
-			}
+	for _, c := range h.HTTPCalls()[before:] {
+		n := strings.Count(string(c.Body), `"lease"`)
+		if c.Status != 200 || n == 0 || len(c.Body) > 64<<10 {
+			t.Fatalf("a call of %d leases, %d bytes: status %d", n, len(c.Body), c.Status)
 		}
+		for _, k := range redisKeyRE.FindAllString(string(c.Body), -1) {
+			leased[k] = true
+		}
+		sizes = append(sizes, n)
 	}
 	if len(leased) != len(keys) || len(sizes) < 2 {
 		t.Fatalf("lease pipelines of %v for %d keys, want 600 keys in several calls", sizes, len(leased))
 	}
-	time.Sleep(100 * time.Millisecond) // the last answers
-	before := len(h.HTTPCalls())
-	for _, k := range keys {
-		if a := send(t, h, k); a.status != 200 {
-			t.Fatalf("%s: %d", k, a.status)
-		}
+	if n := metric(t, h, "floodgate.p.errors") + metric(t, h, "floodgate.hybrid.sync_failures"); n != 0 {
+		t.Fatalf("%d errors and sync failures on a healthy backend", n)
 	}
-	if calls := len(h.HTTPCalls()) - before; calls > 2 {
+	before = len(h.HTTPCalls())
+	sendAll(t, h, keys, 8, 1)
+	if calls := len(h.HTTPCalls()) - before; calls != 0 {
 		t.Fatalf("%d calls for 600 requests of reserved keys: decisions should be local", calls)
+	}
+}
+
+// sendAll sends each request of sources times from clients goroutines and fails unless every
+// one reaches the upstream.
+func sendAll(t *testing.T, h *envoyhost.Host, sources []string, clients, times int) {
+	t.Helper()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	failed := make(chan string, clients)
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1) - 1; i < int64(len(sources)); i = next.Add(1) - 1 {
+				for range times {
+					if a := send(t, h, sources[i]); a.status != 200 {
+						failed <- fmt.Sprintf("%s: %d %s", sources[i], a.status, a.body)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(failed)
+	for f := range failed {
+		t.Fatal(f)
 	}
 }
 
