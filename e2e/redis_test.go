@@ -15,6 +15,7 @@ import (
 	"github.com/floodgate-proxy/floodgate/e2e/envoyhost"
 	"github.com/floodgate-proxy/floodgate/internal/redishelper"
 	"github.com/floodgate-proxy/floodgate/internal/redistest"
+	"github.com/floodgate-proxy/floodgate/internal/testlog"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -47,7 +48,7 @@ func serveHelper(t testing.TB, srv *redistest.Server) string {
 	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{srv.Addr}, Username: "floodgate", Password: password,
 		Protocol: 2, DialTimeout: 100 * time.Millisecond, ReadTimeout: 2 * time.Second, MaxRetries: -1})
 	t.Cleanup(func() { client.Close() })
-	h, err := redishelper.New(client, redishelper.Options{Token: helperToken, Timeout: 2 * time.Second})
+	h, err := redishelper.New(client, redishelper.Options{Token: helperToken, Timeout: 2 * time.Second, Logger: testlog.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

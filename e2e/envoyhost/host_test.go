@@ -18,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/floodgate-proxy/floodgate/internal/testlog"
 )
 
 var (
@@ -33,7 +35,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	guestDir = dir
-	code := m.Run()
+	code := testlog.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -27,6 +27,7 @@ import (
 
 	"github.com/floodgate-proxy/floodgate/algorithm"
 	"github.com/floodgate-proxy/floodgate/internal/redistest"
+	"github.com/floodgate-proxy/floodgate/internal/testlog"
 	"github.com/floodgate-proxy/floodgate/redislimit"
 	"github.com/redis/go-redis/v9"
 )
@@ -59,7 +60,7 @@ func TestMain(m *testing.M) {
 	}
 	redisSrv, redisAddr = srv, srv.Addr
 	redisAdmin = redis.NewClient(&redis.Options{Addr: srv.Addr, Protocol: 2})
-	code := m.Run()
+	code := testlog.Main(m)
 	redisAdmin.Close()
 	srv.Stop()
 	os.Exit(code)
