@@ -475,8 +475,11 @@ func reloadHandsOver(t *testing.T, quota int) (errs int64) {
 	}
 	// Saturated, a key is admitted in bursts of the quota, one per window and up to two sync
 	// intervals (its admissions count from the sync after them): 3 s hold at least two.
-	if len(steady) < 2*quota || steadyCalls > 150 {
-		t.Fatalf("%d admitted with %d calls in the 3 s after recovery: the new VMs do not decide locally", len(steady), steadyCalls)
+	// Local: calls (syncs, and decisions in Redis while a reservation is late) stay under a fifth
+	// of the requests, as in TestHybridOvershootAcrossThreeGateways (a count per second would
+	// depend on the machine's speed: late syncs send more decisions to Redis).
+	if len(steady) < 2*quota || int64(steadyCalls)*5 > sent {
+		t.Fatalf("%d admitted with %d calls for %d requests in the 3 s after recovery: the new VMs do not decide locally", len(steady), steadyCalls, sent)
 	}
 	return 0
 }
