@@ -381,12 +381,15 @@ func TestSuppressedBelowQuotaNeverSheds(t *testing.T) {
 func TestAbsoluteNeverExceedsQuotaProperty(t *testing.T) {
 	for seed := uint64(0); seed < 20; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 7))
+		// Only valid limits are drawn, so that every seed runs: a quota of at least 1 (rate at
+		// least 1/window) and at most MaxBuckets buckets (group no finer than window/MaxBuckets).
 		windowS := 1 + rng.Int64N(5)
-		rate := 0.5 + rng.Float64()*50
+		rate := 1/float64(windowS) + rng.Float64()*50
 		group := []int64{1, 10, 100, 250, 1000}[rng.IntN(5)]
-		l, err := NewLimit(rate, windowS, min(group, windowS*1000))
+		group = min(max(group, (windowS*1000+MaxBuckets-1)/MaxBuckets), windowS*1000)
+		l, err := NewLimit(rate, windowS, group)
 		if err != nil {
-			continue
+			t.Fatalf("seed %d: the generator drew an invalid limit: %v", seed, err)
 		}
 		k := &keyState{p: mustPolicy(t, Absolute, 1, l)}
 		type adm struct{ at, cost int64 }

@@ -11,6 +11,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -30,7 +31,9 @@ func hybridConfig(limits, fields string) string {
 type admission struct{ sent, answered time.Time }
 
 // hammerFor sends requests from workers goroutines until stop and returns the admitted ones, and
-// how many were sent.
+// how many were sent. Each worker pauses a millisecond between requests: demand stays far above
+// the tests' limits, and the helper's calls, in this process, are not starved of CPU by clients
+// spinning (a call that times out is an error, which the exact bounds do not cover).
 func hammerFor(t *testing.T, h *envoyhost.Host, workers int, until time.Time, source string) (admitted []admission, sent int64) {
 	t.Helper()
 	var mu sync.Mutex
@@ -49,6 +52,7 @@ func hammerFor(t *testing.T, h *envoyhost.Host, workers int, until time.Time, so
 					admitted = append(admitted, adm)
 					mu.Unlock()
 				}
+				time.Sleep(time.Millisecond)
 			}
 		}()
 	}
@@ -120,33 +124,28 @@ func mostInAWindow(adm []admission, w time.Duration) int {
 	return most
 }
 
-// TestHybridOvershootAcrossThreeGateways: three gateways of two workers hammer one key of a
-// hybrid policy (100 per second, sync every 100 ms) for 4 s. The stated bound on overshoot is
-// rate x interval x proxies = 30; leases make the limit exact, so the measured overshoot is 0.
-// Most decisions must be local: calls to Redis stay far below the requests.
-func TestHybridOvershootAcrossThreeGateways(t *testing.T) {
-	const quota, window, gateways = 100, time.Second, 3
-	hosts, all, sent := hammerGateways(t, gateways, hybridConfig(`[{"rate":100}]`, ""), 3, "198.51.100.7:1000")
-	most := mostInAWindow(all, window)
-	calls := 0
-	for _, h := range hosts {
-		calls += len(h.HTTPCalls())
-		if f := h.Failures(); len(f) > 0 {
-			t.Fatal(f)
+// withoutErrors runs run, which returns how many decisions and syncs failed, until a run has
+// none, three times at most. A call that timed out on a busy machine is decided by the failure
+// mode, which may admit what Redis admitted too: the exact bounds these tests assert hold for runs
+// without errors, so a run with errors is reported and repeated, never judged by a weaker bound.
+func withoutErrors(t *testing.T, run func(attempt int) (errs int64)) {
+	t.Helper()
+	const attempts = 3
+	for attempt := 1; ; attempt++ {
+		errs := run(attempt)
+		if errs == 0 {
+			return
 		}
+		if attempt == attempts {
+			t.Fatalf("%d errors in run %d of %d: every run had errors on a healthy backend", errs, attempt, attempts)
+		}
+		t.Logf("run %d: %d errors (calls timed out?): the exact bound does not apply to it; running again", attempt, errs)
 	}
-	var syncs, leases, errs, fallbacks int64
-	for _, h := range hosts {
-		syncs += metric(t, h, "floodgate.hybrid.syncs")
-		leases += metric(t, h, "floodgate.hybrid.leases")
-		errs += metric(t, h, "floodgate.p.errors")
-		fallbacks += metric(t, h, "floodgate.p.fallbacks")
-	}
-	t.Logf("%d requests, %d admitted in 4 s, at most %d in one 1 s window (quota %d, overshoot %d, bound 30); %d calls to the helper (%d syncs carrying %d leases)",
-		sent, len(all), most, quota, max(most-quota, 0), calls, syncs, leases)
-	if most > quota+quota*gateways/10 {
-		t.Fatalf("%d admissions in one window: overshoot %d above the bound rate x interval x proxies = %d", most, most-quota, quota*gateways/10)
-	}
+}
+
+// logErrors shows the plugin's error lines of hosts in the test's log.
+func logErrors(t *testing.T, hosts ...*envoyhost.Host) {
+	t.Helper()
 	for _, h := range hosts {
 		for _, l := range h.Logs() {
 			if l.Level >= 3 {
@@ -154,34 +153,101 @@ func TestHybridOvershootAcrossThreeGateways(t *testing.T) {
 			}
 		}
 	}
-	// A decision that times out on this loaded machine falls back to local limiting (the
-	// failure mode), which may admit what Redis admitted too: exactness holds without failures.
-	if errs == 0 && most > quota {
-		t.Errorf("%d admissions in one window, quota %d: leases should make the limit exact", most, quota)
+}
+
+// errorsOf sums the decisions that failed (floodgate.p.errors) and the syncs that failed.
+func errorsOf(t *testing.T, hosts ...*envoyhost.Host) (n int64) {
+	t.Helper()
+	for _, h := range hosts {
+		n += metric(t, h, "floodgate.p.errors") + metric(t, h, "floodgate.hybrid.sync_failures")
 	}
-	if len(all) < 3*quota {
+	return n
+}
+
+// TestHybridOvershootAcrossThreeGateways: three gateways of two workers hammer one key of a
+// hybrid policy (100 per second over 2 s windows, sync every 100 ms) for 4 s. The stated bound on
+// overshoot is rate x interval x proxies = 30; leases make the limit exact, so the measured
+// overshoot is 0. Most decisions must be local: calls to Redis stay far below the requests.
+// (Windows of 2 s let calls take 900 ms on a busy machine; hybrid needs windows longer than twice
+// the timeout.)
+func TestHybridOvershootAcrossThreeGateways(t *testing.T) {
+	const quota, window, gateways = 200, 2 * time.Second, 3
+	cfg := strings.Replace(hybridConfig(`[{"rate":100,"window":2}]`, ""), `"timeout_ms":400`, `"timeout_ms":900`, 1)
+	var hosts []*envoyhost.Host
+	var all []admission
+	var sent int64
+	var calls int
+	withoutErrors(t, func(int) int64 {
+		hosts, all, sent = hammerGateways(t, gateways, cfg, 3, "198.51.100.7:1000")
+		calls = 0
+		for _, h := range hosts {
+			calls += len(h.HTTPCalls())
+			if f := h.Failures(); len(f) > 0 {
+				t.Fatal(f)
+			}
+		}
+		errs := errorsOf(t, hosts...)
+		if errs > 0 {
+			logErrors(t, hosts...)
+			for _, h := range hosts {
+				h.Close(context.Background())
+			}
+		}
+		return errs
+	})
+	most := mostInAWindow(all, window)
+	var syncs, leases int64
+	for _, h := range hosts {
+		syncs += metric(t, h, "floodgate.hybrid.syncs")
+		leases += metric(t, h, "floodgate.hybrid.leases")
+	}
+	t.Logf("%d requests, %d admitted in 4 s, at most %d in one 2 s window (quota %d, overshoot %d, bound 30); %d calls to the helper (%d syncs carrying %d leases)",
+		sent, len(all), most, quota, max(most-quota, 0), calls, syncs, leases)
+	if most > quota+100*gateways/10 {
+		t.Fatalf("%d admissions in one window: overshoot %d above the bound rate x interval x proxies = %d", most, most-quota, 100*gateways/10)
+	}
+	if most > quota {
+		t.Fatalf("%d admissions in one window, quota %d: leases should make the limit exact", most, quota)
+	}
+	if len(all) < 300 {
 		t.Fatalf("%d admitted in 4 s of a 100/s limit: the leases waste the quota", len(all))
-	}
-	if errs != fallbacks || errs*100 > int64(calls) {
-		t.Fatalf("%d errors and %d fallbacks for %d calls on a healthy backend", errs, fallbacks, calls)
 	}
 	if int64(calls)*5 > sent {
 		t.Fatalf("%d calls for %d requests: decisions should be local", calls, sent)
 	}
-	// Idle, the key gives its reservations back and its syncs stop.
-	time.Sleep(700 * time.Millisecond)
-	before := metric(t, hosts[0], "floodgate.hybrid.leases")
-	time.Sleep(500 * time.Millisecond)
-	if after := metric(t, hosts[0], "floodgate.hybrid.leases"); after != before {
-		t.Fatalf("an idle key is still synced: %d leases, then %d", before, after)
+	// Idle, the key gives its reservations back and its syncs stop: the count of leases sent
+	// stands still over half a second (ten intervals), within 10 s.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		before := metric(t, hosts[0], "floodgate.hybrid.leases")
+		time.Sleep(500 * time.Millisecond)
+		after := metric(t, hosts[0], "floodgate.hybrid.leases")
+		if after == before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("an idle key is still synced 10 s later: %d leases, then %d", before, after)
+		}
 	}
 }
 
 // TestHybridSuppressed: three gateways hammer one key of a suppressed hybrid policy (100/s, hard
-// limit factor 2): no window holds more than the hard quota, and the admitted rate stays near
-// the limit's rate, not at the hard cap.
+// limit factor 2) for 4 s: no window holds more than the hard quota, and the admitted rate stays
+// near the limit's rate, 400 in 4 s, not at the hard cap, which would admit up to 800: both are
+// asserted.
 func TestHybridSuppressed(t *testing.T) {
-	hosts, all, _ := hammerGateways(t, 3, hybridConfig(`[{"rate":100}]`, `,"strategy":"suppressed","hard_limit_factor":2`), 2, "198.51.100.9:1")
+	var hosts []*envoyhost.Host
+	var all []admission
+	withoutErrors(t, func(int) int64 {
+		hosts, all, _ = hammerGateways(t, 3, hybridConfig(`[{"rate":100}]`, `,"strategy":"suppressed","hard_limit_factor":2`), 2, "198.51.100.9:1")
+		errs := errorsOf(t, hosts...)
+		if errs > 0 {
+			logErrors(t, hosts...)
+			for _, h := range hosts {
+				h.Close(context.Background())
+			}
+		}
+		return errs
+	})
 	most := mostInAWindow(all, time.Second)
 	var suppressed int64
 	for _, h := range hosts {
@@ -191,8 +257,12 @@ func TestHybridSuppressed(t *testing.T) {
 	if most > 200 {
 		t.Fatalf("%d admissions in one window: above the hard quota 200", most)
 	}
-	if len(all) < 4*100*8/10 || suppressed == 0 {
-		t.Fatalf("%d admitted in 4 s, %d shed: want about the rate, 100/s, with shedding", len(all), suppressed)
+	if suppressed == 0 {
+		t.Fatalf("%d admitted in 4 s and none shed: the policy does not suppress", len(all))
+	}
+	// Near the rate: within 20% below it, and closer to it (400) than to the hard cap (800).
+	if len(all) < 4*100*8/10 || len(all) >= 600 {
+		t.Fatalf("%d admitted in 4 s, %d shed: want about the rate, 100/s (320 to 599), not the hard cap, 200/s", len(all), suppressed)
 	}
 }
 
@@ -226,26 +296,46 @@ func TestHybridFallsBackToLocal(t *testing.T) {
 }
 
 // TestHybridOneLeaderPerProxy: of four worker VMs, one leads the syncs (the others tick too, but
-// only read the election): a hot key costs about one /pipeline call per interval, not four, and
-// the leader stays the same.
+// only read the election): a hot key costs one /pipeline call per interval, not four, always from
+// the same VM. The host's clock moves one sync interval at a time, so every interval is counted
+// whatever the machine's speed; the window is a minute, so that calls may take seconds.
 func TestHybridOneLeaderPerProxy(t *testing.T) {
+	const intervals = 20
 	addr, _ := helperFor(t)
-	h := startHost(t, hybridConfig(`[{"rate":1000000}]`, ""), 4, withCluster(addr))
-	hammerFor(t, h, 4, time.Now().Add(500*time.Millisecond), "192.0.2.77:1") // warm: the key is hot
+	cfg := strings.Replace(hybridConfig(`[{"requests":"10000000/m"}]`, ""), `"timeout_ms":400`, `"timeout_ms":10000`, 1)
+	clock := envoyhost.NewClock(time.Now())
+	h := startHost(t, cfg, 4, withCluster(addr), func(c *envoyhost.Config) { c.Clock = clock })
+	const key = "192.0.2.77:1"
+	interval := func() {
+		t.Helper()
+		sendAll(t, h, slices.Repeat([]string{key}, 40), 4, 1) // round robin over the VMs
+		clock.Advance(100 * time.Millisecond)
+		if !h.WaitCalls(30 * time.Second) {
+			t.Fatal("calls not answered within 30 s")
+		}
+	}
+	for range 3 { // warm: the key is hot and reserved for, a leader elected
+		interval()
+	}
 	leader := leaderOf(t, h.SharedData())
 	before := len(h.HTTPCalls())
-	_, sent := hammerFor(t, h, 4, time.Now().Add(2*time.Second), "192.0.2.77:1")
+	for range intervals {
+		interval()
+	}
 	calls := h.HTTPCalls()[before:]
-	now := leaderOf(t, h.SharedData())
-	t.Logf("%d requests, %d calls in 2 s (sync interval 100 ms, 4 VMs)", sent, len(calls))
-	if string(now[:8]) != string(leader[:8]) {
+	perVM := map[int]int{}
+	for _, c := range calls {
+		if c.Status != 200 || !strings.Contains(string(c.Body), `"lease"`) {
+			t.Fatalf("a call other than a sync, or failed (status %d): %.200s", c.Status, c.Body)
+		}
+		perVM[c.VM]++
+	}
+	t.Logf("%d sync calls in %d intervals, per VM %v", len(calls), intervals, perVM)
+	if now := leaderOf(t, h.SharedData()); string(now[:8]) != string(leader[:8]) {
 		t.Fatalf("leader %x then %x: the lead must not move", leader, now)
 	}
-	if len(calls) > 30 {
-		t.Fatalf("%d calls in 2 s: more than one VM syncs", len(calls))
-	}
-	if len(calls) < 10 {
-		t.Fatalf("%d calls in 2 s: the hot key is not synced every interval", len(calls))
+	if len(calls) != intervals || len(perVM) != 1 {
+		t.Fatalf("%d sync calls from VMs %v in %d intervals: want one per interval, from one VM", len(calls), perVM, intervals)
 	}
 }
 
@@ -328,6 +418,13 @@ func TestHybridNoscriptRetriesOnlyTheRefusedLeases(t *testing.T) {
 // declared lost (never released twice), and decisions turn local again.
 func TestHybridReloadHandsOver(t *testing.T) {
 	const quota = 100
+	withoutErrors(t, func(int) int64 { return reloadHandsOver(t, quota) })
+}
+
+// reloadHandsOver is one run of TestHybridReloadHandsOver; it returns the errors of the run, and
+// asserts the rest only of a run without errors.
+func reloadHandsOver(t *testing.T, quota int) (errs int64) {
+	t.Helper()
 	addr, _ := helperFor(t)
 	// The old VMs' syncs take 200 ms to answer, so that some are in flight when they close.
 	target, _ := url.Parse("http://" + addr)
@@ -349,6 +446,7 @@ func TestHybridReloadHandsOver(t *testing.T) {
 	}
 	admitted, _ := hammerFor(t, old, 3, time.Now().Add(1500*time.Millisecond), "198.51.100.20:1")
 	oldLeader := leaderOf(t, shared)
+	oldErrs := errorsOf(t, old)
 	_ = old.Close(context.Background())
 	fresh := startHost(t, cfg, 2, withCluster(addr), withShared)
 	// A lease the old VMs left in flight is declared lost after its answer is overdue, and the
@@ -361,76 +459,115 @@ func TestHybridReloadHandsOver(t *testing.T) {
 	all := append(append(admitted, recovering...), steady...)
 	most := mostInAWindow(all, time.Second)
 	newLeader := leaderOf(t, shared)
-	errs := metric(t, fresh, "floodgate.p.errors")
+	errs = oldErrs + errorsOf(t, fresh)
 	t.Logf("admitted %d before the reload, %d in the 2 s after, %d in the next 3 s (%d requests, %d calls); at most %d in one 1 s window; %d errors",
 		len(admitted), len(recovering), len(steady), sent, steadyCalls, most, errs)
+	if errs > 0 {
+		logErrors(t, fresh)
+		fresh.Close(context.Background())
+		return errs
+	}
 	if string(newLeader[:8]) == string(oldLeader[:8]) {
 		t.Fatal("the new VMs never took the lead")
 	}
-	if errs == 0 && most > quota {
+	if most > quota {
 		t.Fatalf("%d admissions in one window across the reload, quota %d", most, quota)
 	}
 	// Saturated, a key is admitted in bursts of the quota, one per window and up to two sync
 	// intervals (its admissions count from the sync after them): 3 s hold at least two.
-	if len(steady) < 2*quota || steadyCalls > 150 {
-		t.Fatalf("%d admitted with %d calls in the 3 s after recovery: the new VMs do not decide locally", len(steady), steadyCalls)
+	// Local: calls (syncs, and decisions in Redis while a reservation is late) stay under a fifth
+	// of the requests, as in TestHybridOvershootAcrossThreeGateways (a count per second would
+	// depend on the machine's speed: late syncs send more decisions to Redis).
+	if len(steady) < 2*quota || int64(steadyCalls)*5 > sent {
+		t.Fatalf("%d admitted with %d calls for %d requests in the 3 s after recovery: the new VMs do not decide locally", len(steady), steadyCalls, sent)
 	}
+	return 0
 }
 
 // redisKeyRE finds the Redis keys of a helper call's body.
 var redisKeyRE = regexp.MustCompile(`"\{floodgate:[^"]*\}"`)
 
-// TestHybridManyKeysSyncInBatches: 600 keys asked three units each within one sync interval (2 s)
-// are hot: the next tick reserves for all of them in /pipeline calls within the helper's limits,
-// after which their requests are decided locally.
+// TestHybridManyKeysSyncInBatches: 600 keys asked three units each within one sync interval are
+// hot: the next tick reserves for all of them in /pipeline calls within the helper's limits,
+// after which their requests are decided locally. The host's clock stands still until the test
+// moves it, so the 1 800 requests fall within one interval and no tick interleaves, however long
+// they take.
 func TestHybridManyKeysSyncInBatches(t *testing.T) {
 	addr, _ := helperFor(t)
-	cfg := strings.Replace(hybridConfig(`[{"requests":"100000/m"}]`, ""), `"sync_interval_ms":100`, `"sync_interval_ms":2000`, 1)
-	h := startHost(t, cfg, 1, withCluster(addr))
+	// Calls may take long on a busy machine: a timeout would turn a decision into an error.
+	cfg := strings.Replace(hybridConfig(`[{"requests":"100000/m"}]`, ""), `"timeout_ms":400`, `"timeout_ms":5000`, 1)
+	clock := envoyhost.NewClock(time.Now())
+	h := startHost(t, cfg, 1, withCluster(addr), func(c *envoyhost.Config) { c.Clock = clock })
 	keys := make([]string, 600)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("10.9.%d.%d:1", i/256, i%256)
 	}
-	// Three requests a key, back to back (under the four that send a lease at once): decided in
-	// Redis, until the tick.
-	for _, k := range keys {
-		for range 3 {
-			send(t, h, k)
-		}
+	// Three requests a key (under the four that send a lease at once): decided in Redis, one call
+	// each, until the tick. The first key's go alone (the script is loaded once), the others from
+	// eight clients at a time.
+	sendAll(t, h, keys[:1], 1, 3)
+	sendAll(t, h, keys[1:], 8, 3)
+	// One call each, and the first once more: EVALSHA meets NOSCRIPT, then EVAL.
+	if n := len(decisionCalls(h)); n != 3*len(keys)+1 {
+		t.Fatalf("%d calls for %d requests of cold keys, want one each and the first script load", n, 3*len(keys))
 	}
 	// The next tick sends 600 leases, in calls within the helper's limits (64 KiB, 500 commands,
 	// 100 000 state records: 600 buckets a key here).
-	// A tick may also fall inside the loop above on a slow machine: count the keys leased.
+	before := len(h.HTTPCalls())
+	clock.Advance(100 * time.Millisecond) // the sync interval (hybridConfig: 100 ms)
+	if !h.WaitCalls(30 * time.Second) {
+		t.Fatal("the sync's calls were not answered within 30 s")
+	}
 	leased := map[string]bool{}
 	var sizes []int
-	for deadline := time.Now().Add(4 * time.Second); time.Now().Before(deadline) && len(leased) < len(keys); {
-		time.Sleep(50 * time.Millisecond)
-		clear(leased)
-		sizes = sizes[:0]
-		for _, c := range h.HTTPCalls() {
-			if n := strings.Count(string(c.Body), `"lease"`); n > 0 {
-				if c.Status != 200 || len(c.Body) > 64<<10 {
-					t.Fatalf("a pipeline of %d leases, %d bytes: status %d", n, len(c.Body), c.Status)
-				}
-				for _, k := range redisKeyRE.FindAllString(string(c.Body), -1) {
-					leased[k] = true
-				}
-				sizes = append(sizes, n)
-			}
+	for _, c := range h.HTTPCalls()[before:] {
+		n := strings.Count(string(c.Body), `"lease"`)
+		if c.Status != 200 || n == 0 || len(c.Body) > 64<<10 {
+			t.Fatalf("a call of %d leases, %d bytes: status %d", n, len(c.Body), c.Status)
 		}
+		for _, k := range redisKeyRE.FindAllString(string(c.Body), -1) {
+			leased[k] = true
+		}
+		sizes = append(sizes, n)
 	}
 	if len(leased) != len(keys) || len(sizes) < 2 {
 		t.Fatalf("lease pipelines of %v for %d keys, want 600 keys in several calls", sizes, len(leased))
 	}
-	time.Sleep(100 * time.Millisecond) // the last answers
-	before := len(h.HTTPCalls())
-	for _, k := range keys {
-		if a := send(t, h, k); a.status != 200 {
-			t.Fatalf("%s: %d", k, a.status)
-		}
+	if n := metric(t, h, "floodgate.p.errors") + metric(t, h, "floodgate.hybrid.sync_failures"); n != 0 {
+		t.Fatalf("%d errors and sync failures on a healthy backend", n)
 	}
-	if calls := len(h.HTTPCalls()) - before; calls > 2 {
+	before = len(h.HTTPCalls())
+	sendAll(t, h, keys, 8, 1)
+	if calls := len(h.HTTPCalls()) - before; calls != 0 {
 		t.Fatalf("%d calls for 600 requests of reserved keys: decisions should be local", calls)
+	}
+}
+
+// sendAll sends each request of sources times from clients goroutines and fails unless every
+// one reaches the upstream.
+func sendAll(t *testing.T, h *envoyhost.Host, sources []string, clients, times int) {
+	t.Helper()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	failed := make(chan string, clients)
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1) - 1; i < int64(len(sources)); i = next.Add(1) - 1 {
+				for range times {
+					if a := send(t, h, sources[i]); a.status != 200 {
+						failed <- fmt.Sprintf("%s: %d %s", sources[i], a.status, a.body)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(failed)
+	for f := range failed {
+		t.Fatal(f)
 	}
 }
 

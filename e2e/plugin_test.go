@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/floodgate-proxy/floodgate/e2e/envoyhost"
+	"github.com/floodgate-proxy/floodgate/internal/testlog"
 )
 
 var (
@@ -26,7 +27,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := testlog.Main(m)
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
 	}

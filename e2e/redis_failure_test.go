@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/floodgate-proxy/floodgate/e2e/envoyhost"
+	"github.com/floodgate-proxy/floodgate/internal/testlog"
 )
 
 // slowEveryOther puts a proxy in front of the helper that holds every other call for delay before
@@ -114,18 +115,29 @@ func TestRedisFailuresStillLimit(t *testing.T) {
 // TestRedisLateCallsCountNothing: a call the plugin gave up on still reaches Redis later. With
 // failure mode closed its request was answered 503, so it must not use the key's quota: the
 // script refuses it after its deadline (this proxy's give-up time on Redis's clock). Without the
-// deadline, the 20 late calls ate the quota and only about half of the 20 answered calls passed.
+// deadline, the 9 late calls ate the quota and only about half of the 10 answered calls passed.
+// Only the held calls may time out: a run where another did (a busy machine) is reported and run
+// again (withoutErrors), and the wait for the held calls is bounded.
 func TestRedisLateCallsCountNothing(t *testing.T) {
+	withoutErrors(t, func(int) int64 { return lateCallsCountNothing(t) })
+}
+
+// lateCallsCountNothing is one run of TestRedisLateCallsCountNothing: it returns how many calls
+// timed out that were not held, and asserts the rest only of a run without such.
+func lateCallsCountNothing(t *testing.T) (unexpected int64) {
+	t.Helper()
 	helper, _ := helperFor(t)
 	target, _ := url.Parse("http://" + helper)
 	proxy := httputil.NewSingleHostReverseProxy(target)
-	const timeout = 200 * time.Millisecond
-	var decisions atomic.Int64
+	proxy.ErrorLog = testlog.StdLogger(t)
+	const timeout = 500 * time.Millisecond
+	var decisions, held atomic.Int64
 	late := make(chan struct{}, 64)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		if bytes.HasPrefix(body, []byte(`["EVALSHA"`)) && decisions.Add(1)%2 == 0 {
+			held.Add(1)
 			time.Sleep(2 * timeout) // the plugin has given up: its request was answered 503
 			defer func() { late <- struct{}{} }()
 		}
@@ -133,10 +145,10 @@ func TestRedisLateCallsCountNothing(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	cfg := `{"redis":{"cluster":"floodgate-redis-helper","token":"` + helperToken + `","timeout_ms":` + strconv.Itoa(int(timeout.Milliseconds())) + `,"breaker":{"failures":1000}},
-		"policies":[{"name":"p","key":[{"type":"client_ip"}],"limits":[{"requests":"20/m"}],"backend":"redis","failure_mode":"closed"}]}`
+		"policies":[{"name":"p","key":[{"type":"client_ip"}],"limits":[{"requests":"10/m"}],"backend":"redis","failure_mode":"closed"}]}`
 	h := startHost(t, cfg, 1, withCluster(strings.TrimPrefix(srv.URL, "http://")))
 	admitted, unavailable := 0, 0
-	for i := 0; i < 40; i++ {
+	for i := 0; i < 20; i++ {
 		switch send(t, h, "198.51.100.30:1").status {
 		case 200:
 			admitted++
@@ -144,17 +156,32 @@ func TestRedisLateCallsCountNothing(t *testing.T) {
 			unavailable++
 		}
 	}
-	for i := 0; i < unavailable; i++ {
-		<-late // every late call has reached Redis
+	for i := int64(0); i < held.Load(); i++ {
+		select {
+		case <-late: // a held call has reached Redis
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%d of %d held calls reached Redis within 30 s", i, held.Load())
+		}
+	}
+	var timedOut int64
+	for _, c := range decisionCalls(h) {
+		if c.Status == 504 {
+			timedOut++
+		}
+	}
+	if timedOut != held.Load() {
+		h.Close(context.Background())
+		return timedOut - held.Load()
 	}
 	after := send(t, h, "198.51.100.30:1") // answered in time (odd decision)
 	t.Logf("%d admitted, %d answered 503 (their calls reached Redis late), then %d %q", admitted, unavailable, after.status, after.header("ratelimit"))
-	// Requests alternate: answered in time, held. The 40th finds the quota used on this proxy
+	// Requests alternate: answered in time, held. The 20th finds the quota used on this proxy
 	// and is rejected without a call.
-	if unavailable != 19 {
-		t.Fatalf("%d requests answered 503, want the 19 whose calls were held", unavailable)
+	if unavailable != 9 {
+		t.Fatalf("%d requests answered 503, want the 9 whose calls were held", unavailable)
 	}
-	if admitted != 20 {
-		t.Fatalf("%d of the 20 answered calls admitted, want 20: the late calls used quota", admitted)
+	if admitted != 10 {
+		t.Fatalf("%d of the 10 answered calls admitted, want 10: the late calls used quota", admitted)
 	}
+	return 0
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/floodgate-proxy/floodgate/algorithm"
 	"github.com/floodgate-proxy/floodgate/internal/redistest"
+	"github.com/floodgate-proxy/floodgate/internal/testlog"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -27,7 +28,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	rdb = redis.NewClient(&redis.Options{Addr: srv.Addr, Protocol: 2})
-	code := m.Run()
+	code := testlog.Main(m)
 	rdb.Close()
 	srv.Stop()
 	os.Exit(code)

@@ -60,7 +60,7 @@ var envFunctions = map[string]hostFunc{
 	"proxy_log":                          {params: n32(3), fn: proxyLog},
 	"proxy_get_log_level":                {params: n32(1), fn: func(v *vm, s []uint64) uint32 { return writeU32(v, u(s[0]), 0) }},
 	"proxy_set_tick_period_milliseconds": {params: n32(1), fn: proxySetTickPeriod},
-	"proxy_get_current_time_nanoseconds": {params: n32(1), fn: func(v *vm, s []uint64) uint32 { return writeU64(v, u(s[0]), now()) }},
+	"proxy_get_current_time_nanoseconds": {params: n32(1), fn: func(v *vm, s []uint64) uint32 { return writeU64(v, u(s[0]), v.host.pluginNow()) }},
 	"proxy_get_buffer_bytes":             {params: n32(5), fn: proxyGetBufferBytes},
 	"proxy_set_buffer_bytes":             {params: n32(5), fn: proxySetBufferBytes},
 	"proxy_get_header_map_pairs":         {params: n32(3), fn: proxyGetHeaderMapPairs},

@@ -58,6 +58,9 @@ type Config struct {
 	Record bool
 	// Shared lets several Hosts share one shared-data store; nil gives the Host its own.
 	Shared *SharedData
+	// Clock, when set, is the plugin's clock and drives its timers (see Clock); nil is real time.
+	// Several Hosts may share one.
+	Clock *Clock
 }
 
 // LogLine is one line the plugin logged.
@@ -76,6 +79,8 @@ type Host struct {
 	shared   *SharedData
 	metrics  *metricStore
 	next     atomic.Uint64 // round robin over VMs
+	// inflight counts http calls whose answer was not delivered (or dropped) yet.
+	inflight atomic.Int64
 
 	// imports counts calls per import ("module.name"); the map is built once, the counters are
 	// atomic, so counting costs no lock on the hot path.
@@ -134,8 +139,14 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		}
 		h.vms = append(h.vms, v)
 	}
+	if cfg.Clock != nil {
+		cfg.Clock.attach(h)
+	}
 	return h, nil
 }
+
+// workers returns the worker VMs.
+func (h *Host) workers() []*vm { return h.vms }
 
 // checkImports refuses a module that imports a function the profile lacks, as Envoy does.
 func (h *Host) checkImports() error {
@@ -205,6 +216,9 @@ func (h *Host) Close(ctx context.Context) error {
 	}
 	h.closed = true
 	h.mu.Unlock()
+	if h.cfg.Clock != nil {
+		h.cfg.Clock.detach(h)
+	}
 	for _, v := range h.vms {
 		v.close(ctx)
 	}
@@ -270,5 +284,24 @@ func (h *Host) MemoryBytes(index int) uint32 {
 	return n
 }
 
-// now is the host clock, in nanoseconds since the epoch.
+// now is the real clock, in nanoseconds since the epoch.
 func now() uint64 { return uint64(time.Now().UnixNano()) }
+
+// pluginNow is the clock proxy_get_current_time_nanoseconds reads: Config.Clock, or real time.
+func (h *Host) pluginNow() uint64 {
+	if h.cfg.Clock != nil {
+		return uint64(h.cfg.Clock.Now().UnixNano())
+	}
+	return now()
+}
+
+// WaitCalls waits until every http call the plugin made has had its answer delivered (or
+// dropped, the VM closed), for at most timeout; it tells whether they all had.
+func (h *Host) WaitCalls(timeout time.Duration) bool {
+	for deadline := time.Now().Add(timeout); h.inflight.Load() > 0; time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
+}

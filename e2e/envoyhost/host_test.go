@@ -13,10 +13,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/floodgate-proxy/floodgate/internal/testlog"
 )
 
 var (
@@ -32,7 +35,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	guestDir = dir
-	code := m.Run()
+	code := testlog.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -227,18 +230,90 @@ func TestLocalResponseAndProperties(t *testing.T) {
 	}
 }
 
+// TestTicksPerVM: every VM has its own timer. Each VM must tick (a sum over VMs would pass with
+// one VM ticking three times as often), and none more often than its 20 ms period: both hold at
+// any machine speed (the lower bound is waited for, with a generous deadline).
 func TestTicksPerVM(t *testing.T) {
-	h := newHost(t, Config{Wasm: guest(t, "probe"), VMs: 3, PluginConfig: []byte("tick")})
-	time.Sleep(100 * time.Millisecond) // past the first tick, one period late
-	n0, _ := h.Metric("probe.ticks")
-	start := time.Now()
-	time.Sleep(300 * time.Millisecond)
-	n1, _ := h.Metric("probe.ticks")
-	// 3 VMs ticking every 20 ms: 3 ticks per period of the time actually slept (a loaded machine
-	// oversleeps), and at most one more per VM for the phase the count started in.
-	periods := int64(time.Since(start) / (20 * time.Millisecond))
-	if n := n1 - n0; n < 3*periods/3 || n > 3*(periods+1) {
-		t.Fatalf("%d ticks in %d periods, want about %d from 3 VMs", n, periods, 3*periods)
+	const vms, period, want = 3, 20 * time.Millisecond, 5
+	start := time.Now() // before the timers are armed (at configure)
+	h := newHost(t, Config{Wasm: guest(t, "probe"), VMs: vms, PluginConfig: []byte("tick"), Record: true})
+	ticks := func() []int {
+		n := make([]int, vms)
+		for i := range n {
+			for _, c := range h.Calls(i) {
+				if strings.HasPrefix(c, "proxy_on_tick") {
+					n[i]++
+				}
+			}
+		}
+		return n
+	}
+	var got []int
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		got = ticks()
+		if slices.Min(got) >= want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ticks per VM %v after %v: want every VM to tick %d times", got, time.Since(start), want)
+		}
+	}
+	elapsed := time.Since(start)
+	for i, n := range got {
+		if most := int(elapsed/period) + 1; n > most {
+			t.Fatalf("VM %d ticked %d times in %v: more than once per %v period (%d)", i, n, elapsed, period, most)
+		}
+	}
+	// The guest counted them: every recorded tick but the one each VM may be running now.
+	if m, _ := h.Metric("probe.ticks"); m < int64(vms*(want-1)) {
+		t.Fatalf("probe.ticks %d, ticks delivered %v", m, got)
+	}
+}
+
+// TestClock: under a Clock, the plugin reads the clock's time and its timers fire only when the
+// test advances the clock, once per VM whose period elapsed, however late.
+func TestClock(t *testing.T) {
+	start := time.UnixMilli(1_700_000_000_000)
+	clock := NewClock(start)
+	h := newHost(t, Config{Wasm: guest(t, "probe"), VMs: 2, PluginConfig: []byte("tick"), Clock: clock, Record: true})
+	nowOf := func() string {
+		t.Helper()
+		_, s := request(t, h, "now")
+		return s.Local().Header("x-now")
+	}
+	ticks := func() []int {
+		n := make([]int, h.VMs())
+		for i := range n {
+			for _, c := range h.Calls(i) {
+				if strings.HasPrefix(c, "proxy_on_tick") {
+					n[i]++
+				}
+			}
+		}
+		return n
+	}
+	if got := nowOf(); got != "1700000000000" {
+		t.Fatalf("plugin time %s, want the clock's 1700000000000", got)
+	}
+	time.Sleep(100 * time.Millisecond) // five real periods: no tick
+	clock.Advance(19 * time.Millisecond)
+	if got := ticks(); !slices.Equal(got, []int{0, 0}) {
+		t.Fatalf("ticks %v before the first period elapsed", got)
+	}
+	clock.Advance(time.Millisecond)
+	if got := ticks(); !slices.Equal(got, []int{1, 1}) {
+		t.Fatalf("ticks %v after one period, want one per VM", got)
+	}
+	clock.Advance(time.Second) // fifty periods late: one tick, then armed a period later
+	clock.Advance(19 * time.Millisecond)
+	if got := ticks(); !slices.Equal(got, []int{2, 2}) {
+		t.Fatalf("ticks %v after a late timer, want one more per VM", got)
+	}
+	if got := nowOf(); got != "1700000001039" {
+		t.Fatalf("plugin time %s, want 1700000001039", got)
+	}
+	if n, _ := h.Metric("probe.ticks"); n != 4 {
+		t.Fatalf("probe.ticks %d, want 4", n)
 	}
 }
 

@@ -66,6 +66,7 @@ func proxyHTTPCall(v *vm, s []uint64) uint32 {
 		return st
 	}
 	rec := HTTPCallRecord{VM: v.index, Cluster: string(cluster), Headers: headers, Body: body, TimeoutMs: u(s[8])}
+	v.host.inflight.Add(1)
 	go v.sendCall(token, addr, method, path, authority, headers, body, rec)
 	return statusOK
 }
@@ -89,7 +90,8 @@ func (v *vm) sendCall(token uint32, addr, method, path, authority string, header
 	v.host.mu.Lock()
 	v.host.calls = append(v.host.calls, rec)
 	v.host.mu.Unlock()
-	v.post(func() {
+	deliver := func() {
+		defer v.host.inflight.Add(-1)
 		v.callResp = resp
 		if resp == nil {
 			resp = &httpCallResponse{}
@@ -98,7 +100,12 @@ func (v *vm) sendCall(token uint32, addr, method, path, authority string, header
 			uint64(len(resp.headers)), uint64(len(resp.body)), uint64(len(resp.trailers)))
 		v.callResp = nil
 		v.effectiv = nil
-	})
+	}
+	select {
+	case v.tasks <- deliver:
+	case <-v.done:
+		v.host.inflight.Add(-1) // dropped with the VM
+	}
 }
 
 func localReply(status int, body string) *httpCallResponse {

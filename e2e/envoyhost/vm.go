@@ -48,6 +48,7 @@ type vm struct {
 	ticker     *time.Ticker
 	tickPeriod time.Duration
 	tickStop   chan struct{}
+	nextTick   time.Time // when the timer is due, under a Clock
 
 	mu     sync.Mutex
 	failed error
@@ -228,6 +229,10 @@ func (v *vm) setTick(period time.Duration) {
 		return
 	}
 	v.tickPeriod = period
+	if c := v.host.cfg.Clock; c != nil {
+		v.nextTick = c.Now().Add(period) // Clock.Advance fires it
+		return
+	}
 	v.ticker = time.NewTicker(period)
 	stop := make(chan struct{})
 	v.tickStop = stop
@@ -258,6 +263,7 @@ func (v *vm) setTick(period time.Duration) {
 }
 
 func (v *vm) stopTicker() {
+	v.tickPeriod = 0
 	if v.ticker != nil {
 		v.ticker.Stop()
 		close(v.tickStop)

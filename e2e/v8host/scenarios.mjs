@@ -6,7 +6,17 @@
 //
 // It prints one line per scenario and exits 1 when one fails.
 import fs from 'node:fs';
-import { Envoy, checkFlags } from './host.mjs';
+import { Clock, Envoy, checkFlags } from './host.mjs';
+
+// A clock that stands still: Retry-After and reset times do not depend on how long the steps
+// take (a second elapsed on a busy machine answered 59 for 60).
+class StillClock extends Clock {
+  constructor() {
+    super();
+    this.atNs = BigInt(Date.now()) * 1000000n;
+  }
+  nowNs() { return this.atNs + this.offsetNs; }
+}
 
 checkFlags();
 const [file, wasm] = process.argv.slice(2);
@@ -30,7 +40,7 @@ function header(headers, name) {
 
 function run(sc) {
   fields(sc, ['name', 'config', 'steps', 'metrics'], 'scenario');
-  const proxy = new Envoy({ module, pluginConfig: sc.config, vms: 2, vmId: 'floodgate', rootId: 'floodgate' });
+  const proxy = new Envoy({ module, pluginConfig: sc.config, vms: 2, vmId: 'floodgate', rootId: 'floodgate', clock: new StillClock() });
   sc.steps.forEach((st, i) => {
     fields(st, ['source', 'headers', 'repeat', 'upstream', 'status', 'want', 'body'], `step ${i}`);
     for (let r = 0; r < st.repeat; r++) {

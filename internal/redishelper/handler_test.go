@@ -27,6 +27,7 @@ import (
 
 	"github.com/floodgate-proxy/floodgate/algorithm"
 	"github.com/floodgate-proxy/floodgate/internal/redistest"
+	"github.com/floodgate-proxy/floodgate/internal/testlog"
 	"github.com/floodgate-proxy/floodgate/redislimit"
 	"github.com/redis/go-redis/v9"
 )
@@ -59,7 +60,7 @@ func TestMain(m *testing.M) {
 	}
 	redisSrv, redisAddr = srv, srv.Addr
 	redisAdmin = redis.NewClient(&redis.Options{Addr: srv.Addr, Protocol: 2})
-	code := m.Run()
+	code := testlog.Main(m)
 	redisAdmin.Close()
 	srv.Stop()
 	os.Exit(code)
@@ -471,7 +472,17 @@ func TestUpstashClientCompatibility(t *testing.T) {
 	}
 	run := exec.Command("node", "check.mjs")
 	run.Dir = dir
-	args, _ := json.Marshal(redislimit.Args(policy(t), redislimit.Call{Cost: 1, Draw: 0.5, NowMs: -1}))
+	// One bucket an hour long: the answers do not depend on how long node takes between its
+	// calls (with the 100 ms buckets of policy, calls 100 ms apart answered another reset time).
+	l, err := algorithm.PerPeriod(10, 3600, 3_600_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := algorithm.NewPolicy(algorithm.Absolute, 1, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args, _ := json.Marshal(redislimit.Args(p, redislimit.Call{Cost: 1, Draw: 0.5, NowMs: -1}))
 	run.Env = append(os.Environ(), "HELPER_URL="+srv.URL, "HELPER_TOKEN="+testToken, "DECIDE_LUA="+decideLua.Source,
 		"DECIDE_SHA="+decideLua.SHA, "DECIDE_ARGS="+string(args))
 	out, err := run.CombinedOutput()
@@ -480,9 +491,9 @@ func TestUpstashClientCompatibility(t *testing.T) {
 	}
 	want := strings.Join([]string{
 		"ping PONG",
-		"eval [1,10,1000,9,0,1000,0,0,-1,0,0]",
-		"evalsha [1,10,1000,8,0,1000,0,0,-1,0,0]",
-		`pipeline ["PONG",[1,10,1000,7,0,1000,0,0,-1,0,0]]`,
+		"eval [1,10,3600000,9,0,3600000,0,0,-1,0,0]",
+		"evalsha [1,10,3600000,8,0,3600000,0,0,-1,0,0]",
+		`pipeline ["PONG",[1,10,3600000,7,0,3600000,0,0,-1,0,0]]`,
 		"scriptLoad refused true",
 		"other script refused true",
 		"set refused true",

@@ -84,6 +84,9 @@ func (s *stream) OnHttpRequestHeaders(int, bool) types.Action {
 				return types.ActionContinue
 			}
 		}
+	case "now":
+		_ = host.SendLocalResponse(200, [][2]string{{"x-now", strconv.FormatInt(host.NowMillis(), 10)}}, nil)
+		return types.ActionPause
 	case "sleep":
 		time.Sleep(time.Millisecond) // the Go runtime has to wait in netpoll: poll_oneoff
 	case "local":
