@@ -212,12 +212,23 @@ func TestInvalidOptions(t *testing.T) {
 		{name: "no payload", opts: Options{Prefix: "p"}},
 		{name: "too many ways", opts: Options{Prefix: "p", PayloadSize: 8, Ways: 17}},
 		{name: "too many slots", opts: Options{Prefix: "p", PayloadSize: 8, Slots: 1<<22 + 1}},
+		{name: "negative ways", opts: Options{Prefix: "p", PayloadSize: 8, Ways: -1}},
+		{name: "payload too large", opts: Options{Prefix: "p", PayloadSize: 1<<20 + 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := New(NewMemory(), tc.opts); err == nil {
 				t.Fatal("accepted")
 			}
 		})
+	}
+	// The bounds themselves are accepted.
+	for _, opts := range []Options{
+		{Prefix: "p", PayloadSize: 1, Ways: 1, Slots: 1},
+		{Prefix: "p", PayloadSize: 1 << 20, Ways: 16, Slots: 1 << 22},
+	} {
+		if _, err := New(NewMemory(), opts); err != nil {
+			t.Fatalf("%+v refused: %v", opts, err)
+		}
 	}
 }
 
