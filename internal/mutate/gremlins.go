@@ -65,8 +65,9 @@ func countReport(r gremlinsReport) tally {
 
 // runGremlins runs gremlins on each package in dir (the module's copy) and reports its tally.
 // go vet is off for the mutants' test runs (a mutant that vet rejects would still be caught by
-// the tests; vet only costs time), and the timeout coefficient is large: on a busy machine a
-// slow run must not count as a kill.
+// the tests; vet only costs time). Test results are never cached: gremlins times each mutant's
+// tests against the first, coverage, run (a cached one would make every mutant time out), with
+// a generous coefficient so that a busy machine does not turn slow runs into timeouts.
 func runGremlins(ctx context.Context, dir string, o options) int {
 	fmt.Printf("\n== gremlins on %s (efficacy target %.0f%%)\n", strings.Join(o.pkgs, " "), o.efficacy)
 	status := 0
@@ -76,8 +77,10 @@ func runGremlins(ctx context.Context, dir string, o options) int {
 		}
 		t0 := time.Now()
 		report := filepath.Join(dir, ".gremlins-"+strings.NewReplacer("/", "_", ".", "_").Replace(pkg)+".json")
-		out, err := command(ctx, dir, 2*time.Hour, []string{"GOFLAGS=-vet=off"}, o.gremlins, "unleash",
-			"--workers", strconv.Itoa(o.workers), "--timeout-coefficient", "30", "--output", report, pkg)
+		// Its progress shows the mutants that lived or timed out as they come.
+		out, err := command(ctx, dir, 3*time.Hour, os.Stdout, []string{"GOFLAGS=-vet=off -count=1"}, o.gremlins, "unleash",
+			"--workers", strconv.Itoa(o.workers), "--timeout-coefficient", "15", "--output-statuses", "lt",
+			"--output", report, pkg)
 		if err != nil {
 			fmt.Printf("gremlins %s failed: %v\n%s\n", pkg, err, tail(out, 20))
 			status = 2

@@ -79,9 +79,10 @@ func copyFile(src, dst string) error {
 	return out.Close()
 }
 
-// command runs name args in dir and returns its combined output; an interrupt or the timeout
-// kills its whole process group (go test's test binaries included).
-func command(ctx context.Context, dir string, timeout time.Duration, env []string, name string, args ...string) ([]byte, error) {
+// command runs name args in dir and returns its combined output, copied to stream too unless
+// nil; an interrupt or the timeout kills its whole process group (go test's test binaries
+// included).
+func command(ctx context.Context, dir string, timeout time.Duration, stream io.Writer, env []string, name string, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
@@ -90,11 +91,17 @@ func command(ctx context.Context, dir string, timeout time.Duration, env []strin
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
-	out, err := cmd.CombinedOutput()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if stream != nil {
+		w := io.MultiWriter(&out, stream)
+		cmd.Stdout, cmd.Stderr = w, w
+	}
+	err := cmd.Run()
 	if ctx.Err() == context.DeadlineExceeded {
 		err = fmt.Errorf("timed out after %s: %w", timeout, err)
 	}
-	return out, err
+	return out.Bytes(), err
 }
 
 // goTest runs the tests matching run (all when empty) of pkgs in dir, without caching or vet.
@@ -104,7 +111,7 @@ func goTest(ctx context.Context, dir string, timeout time.Duration, run string, 
 		args = append(args, "-run", run)
 	}
 	// The command's own timeout leaves go test the time to report the test that hung.
-	return command(ctx, dir, timeout+time.Minute, nil, "go", append(args, pkgs...)...)
+	return command(ctx, dir, timeout+time.Minute, nil, nil, "go", append(args, pkgs...)...)
 }
 
 var (
