@@ -149,6 +149,13 @@ var mutants = []mutant{
 		pkgs: []string{"./redislimit"}, run: "TestDifferential",
 	},
 	{
+		name: "lua decide: suppressed sheds at the soft quota (< for <=)",
+		file: "redislimit/decide.lua",
+		old:  "if acc + cost <= l.quota then",
+		new:  "if acc + cost < l.quota then",
+		pkgs: []string{"./redislimit"}, run: "TestDifferential",
+	},
+	{
 		name: "lua meter: never writes the state",
 		file: "redislimit/meter.lua",
 		old:  "if v then redis.call('SET', KEYS[1], v .. blk,",
@@ -161,5 +168,12 @@ var mutants = []mutant{
 		old:  "    if over > 0 then\n      local ms",
 		new:  "    if over > T then\n      local ms",
 		pkgs: []string{"./redislimit"}, run: "TestDifferential",
+	},
+	{
+		name: "lua meter: a cost of exactly the burst refused (>= for >)",
+		file: "redislimit/meter.lua",
+		old:  "  if cost > B then\n",
+		new:  "  if cost >= B then\n",
+		pkgs: []string{"./redislimit"}, run: "TestCostAtTheQuotaBoundary|TestDifferential",
 	},
 }
