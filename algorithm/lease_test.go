@@ -46,6 +46,41 @@ func TestLeaseSpecVectors(t *testing.T) {
 	}
 }
 
+// TestMeterLeaseSpecVectors: two proxies lease from a GCRA meter (10 per second: a unit every
+// 100 ms, a burst of 10). Units are charged when reserved; a release returns at most what would
+// not have refilled since the reservation.
+func TestMeterLeaseSpecVectors(t *testing.T) {
+	p := mustPolicy(t, GCRA, 0, mustLimitPeriod(t, 10, 1, 0))
+	const t0 = int64(1_000_000)
+	steps := []struct {
+		name                      string
+		at                        int64
+		l                         Lease
+		units, remaining, retryMs int64
+		changed                   bool
+	}{
+		{name: "a first reservation", at: t0, l: Lease{Want: 4}, units: 4, remaining: 6, changed: true},
+		{name: "another proxy's", at: t0, l: Lease{Want: 4}, units: 4, remaining: 2, changed: true},
+		{name: "4 unused after 100 ms: the 3 that would not have refilled come back", at: t0 + 100,
+			l: Lease{Release: 4, ReleaseAtMs: t0}, units: 0, remaining: 6, changed: true},
+		{name: "3 of 4 used: the unused one comes back", at: t0 + 100,
+			l: Lease{Release: 4, ReleaseAtMs: t0, Used: 3}, units: 0, remaining: 7, changed: true},
+		{name: "all that is left", at: t0 + 100, l: Lease{Want: 10}, units: 7, remaining: 0, changed: true},
+		{name: "empty: the next unit in 100 ms", at: t0 + 100, l: Lease{Want: 1}, units: 0, remaining: 0, retryMs: 100},
+		{name: "a reservation long refilled returns nothing", at: t0 + 5000,
+			l: Lease{Release: 7, ReleaseAtMs: t0 + 100}, units: 0, remaining: 10, changed: true},
+	}
+	var st []byte
+	for _, s := range steps {
+		next, g, changed := p.Lease(nil, st, s.at, s.l)
+		if g.Units != s.units || g.Remaining != s.remaining || g.RetryAfterMs != s.retryMs || changed != s.changed || g.AtMs != s.at {
+			t.Fatalf("%s: grant %+v changed %v; want units %d, remaining %d, retry %d ms, changed %v",
+				s.name, g, changed, s.units, s.remaining, s.retryMs, s.changed)
+		}
+		st = next
+	}
+}
+
 // Proxies that spend at most what they were granted, within half the window of the grant (as the
 // plugin's reservations lapse), and report it at their next lease, which comes at random times
 // but within a quarter of the window while they hold a reservation (the plugin syncs every
