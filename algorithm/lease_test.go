@@ -1,6 +1,7 @@
 package algorithm
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 )
@@ -41,6 +42,38 @@ func TestLeaseSpecVectors(t *testing.T) {
 		}
 		if g.Limit != 10 || g.WindowMs != 1000 {
 			t.Fatalf("%s: limit %d per %d ms, want 10 per 1000", s.name, g.Limit, g.WindowMs)
+		}
+		st = next
+	}
+}
+
+// TestSuppressedLeaseSpecVectors: above the soft quota (10 per second) a suppressed policy
+// reserves up to the hard quota (20), and its grants carry the suppression factor of the
+// attempts (accepted and denied) the proxies reported.
+func TestSuppressedLeaseSpecVectors(t *testing.T) {
+	p := mustPolicy(t, Suppressed, 2, mustLimitPeriod(t, 10, 1, 100))
+	const t0 = int64(1_000_000)
+	steps := []struct {
+		name                      string
+		at                        int64
+		l                         Lease
+		units, remaining, retryMs int64
+		sf                        float64
+	}{
+		{name: "up to the soft quota", at: t0, l: Lease{Want: 12}, units: 10},
+		{name: "all used: above the soft quota, shed by the rate of the attempts", at: t0 + 100,
+			l: Lease{Release: 10, ReleaseAtMs: t0, Used: 10, Want: 5}, units: 5, sf: 1 - 10.0/15},
+		{name: "denials feed the factor; up to the hard quota", at: t0 + 200,
+			l: Lease{Release: 5, ReleaseAtMs: t0 + 100, Used: 2, Denied: 3, Want: 20}, units: 8, sf: 1 - 10.0/23},
+		{name: "at the hard quota: nothing until the units of t0+100 leave", at: t0 + 200,
+			l: Lease{Want: 1}, units: 0, retryMs: 900},
+	}
+	var st []byte
+	for _, s := range steps {
+		next, g, _ := p.Lease(nil, st, s.at, s.l)
+		if g.Units != s.units || g.Remaining != s.remaining || g.RetryAfterMs != s.retryMs || math.Abs(g.SuppressionFactor-s.sf) > 1e-9 {
+			t.Fatalf("%s: grant %+v; want units %d, remaining %d, retry %d ms, suppression factor %v",
+				s.name, g, s.units, s.remaining, s.retryMs, s.sf)
 		}
 		st = next
 	}
