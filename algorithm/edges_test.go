@@ -19,8 +19,8 @@ func TestRefundEdges(t *testing.T) {
 		if res := p.Check(next, t0+1000, 1); res.Remaining != 9 {
 			t.Fatalf("remaining %d after a refund of an expired admission, want 9", res.Remaining)
 		}
-		// Everything expired: nothing to give back at all.
-		if _, changed := p.Refund(nil, st, t0+1500, t0+500, 1); changed {
+		// Everything expired: nothing to give back at all, even for a time inside the window.
+		if _, changed := p.Refund(nil, st, t0+1500, t0+600, 1); changed {
 			t.Fatal("a refund on an expired state changed it")
 		}
 		// A live one comes back.
@@ -67,15 +67,24 @@ func TestCheckEdges(t *testing.T) {
 	if res := p.Check(st, t0+500, 1); res.Reason != ReasonBlocked || res.Decider != -1 || res.Allowed {
 		t.Fatalf("a blocked key: %+v, want ReasonBlocked and no decider", res)
 	}
+	if _, res := p.Block(nil, st, t0+500, 1); res.Reason != ReasonBlocked || res.Decider != -1 || res.Allowed {
+		t.Fatalf("Block on a blocked key: %+v, want ReasonBlocked and no decider", res)
+	}
+	if _, res := p.Record(nil, st, t0+500, 1); res.Decider != -1 {
+		t.Fatalf("Record on a blocked key: %+v, want no decider", res)
+	}
 }
 
 // A lease reporting rejections for a policy without a block is answered as any other.
 func TestLeaseRejectionsWithoutBlock(t *testing.T) {
 	for _, s := range []Strategy{Absolute, GCRA} {
 		p := mustPolicy(t, s, 0, mustLimitPeriod(t, 10, 1, 100))
-		_, g, _ := p.Lease(nil, nil, 1_000_000, Lease{Want: 5, Rejected: 3, Denied: 3})
+		st, g, _ := p.Lease(nil, nil, 1_000_000, Lease{Want: 5, Rejected: 3, Denied: 3})
 		if g.Units != 5 || g.RetryAfterMs != 0 {
 			t.Fatalf("%s: %+v, want 5 units and no block", s, g)
+		}
+		if _, g, _ = p.Lease(nil, st, 1_000_000, Lease{Want: 5}); g.Units != 5 || g.Remaining != 0 {
+			t.Fatalf("%s: the next lease %+v, want the 5 units left", s, g)
 		}
 	}
 }
