@@ -47,6 +47,37 @@ func TestLeaseSpecVectors(t *testing.T) {
 	}
 }
 
+// Reported units are counted when they were used: into the newest bucket when they fall within
+// its group (its end moves up to them), into a new bucket otherwise; so each leaves the window
+// on time, and never early.
+func TestLeaseReportsAreCountedInTime(t *testing.T) {
+	p := mustPolicy(t, Absolute, 0, mustLimitPeriod(t, 10, 1, 100))
+	const t0 = int64(1_000_000)
+	steps := []struct {
+		name             string
+		at               int64
+		l                Lease
+		units, remaining int64
+	}{
+		{name: "proxy 1 reserves", at: t0, l: Lease{Want: 5}, units: 5, remaining: 5},
+		{name: "proxy 2 reserves", at: t0, l: Lease{Want: 3}, units: 3, remaining: 2},
+		{name: "proxy 2 used its 3 at t0+50: same bucket, which now ends at t0+50", at: t0 + 50,
+			l: Lease{Release: 3, ReleaseAtMs: t0, Used: 3, UsedAtMs: t0 + 50}, units: 0, remaining: 2},
+		{name: "proxy 1 used its 5 at t0+250: a bucket of their own", at: t0 + 250,
+			l: Lease{Release: 5, ReleaseAtMs: t0, Used: 5, UsedAtMs: t0 + 250}, units: 0, remaining: 2},
+		{name: "at t0+1040 proxy 2's units are still in the window", at: t0 + 1040, l: Lease{Want: 10}, units: 2, remaining: 0},
+		{name: "at t0+1050 they left, proxy 1's did not", at: t0 + 1050, l: Lease{Want: 10}, units: 3, remaining: 0},
+	}
+	var st []byte
+	for _, s := range steps {
+		next, g, _ := p.Lease(nil, st, s.at, s.l)
+		if g.Units != s.units || g.Remaining != s.remaining {
+			t.Fatalf("%s: grant %+v; want units %d, remaining %d", s.name, g, s.units, s.remaining)
+		}
+		st = next
+	}
+}
+
 // TestSuppressedLeaseSpecVectors: above the soft quota (10 per second) a suppressed policy
 // reserves up to the hard quota (20), and its grants carry the suppression factor of the
 // attempts (accepted and denied) the proxies reported.
