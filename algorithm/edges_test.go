@@ -88,3 +88,27 @@ func TestLeaseRejectionsWithoutBlock(t *testing.T) {
 		}
 	}
 }
+
+// An allowed answer has no decider, nor has a blocked one: Decider names the limit that rejected.
+func TestDeciderOfAllowedAndBlockedAnswers(t *testing.T) {
+	const t0 = int64(1_000_000)
+	for _, p := range []*Policy{
+		mustPolicyOpts(t, PolicyOptions{Strategy: Suppressed, HardLimitFactor: 2, BlockMs: 5000}, mustLimitPeriod(t, 2, 1, 100), mustLimitPeriod(t, 3, 60, 0)),
+		mustPolicyOpts(t, PolicyOptions{Strategy: GCRA, BlockMs: 5000}, mustLimitPeriod(t, 2, 1, 0), mustLimitPeriod(t, 3, 60, 0)),
+	} {
+		var st []byte
+		var res Result
+		for i := 0; i < 20 && (i == 0 || res.Allowed); i++ {
+			st, res = p.Decide(nil, st, t0, 1, 0.9999)
+			if res.Allowed && res.Decider != -1 {
+				t.Fatalf("%s: allowed answer %d with decider %d", p.Strategy(), i, res.Decider)
+			}
+		}
+		if res.Allowed || res.Decider < 0 {
+			t.Fatalf("%s: the rejection %+v names no limit", p.Strategy(), res)
+		}
+		if _, res = p.Decide(nil, st, t0+100, 1, 0.9999); res.Reason != ReasonBlocked || res.Decider != -1 {
+			t.Fatalf("%s: a blocked key's answer %+v, want ReasonBlocked and no decider", p.Strategy(), res)
+		}
+	}
+}
