@@ -81,6 +81,9 @@ func runGremlins(ctx context.Context, dir string, o options) int {
 		out, err := command(ctx, dir, 3*time.Hour, os.Stdout, []string{"GOFLAGS=-vet=off -count=1"}, o.gremlins, "unleash",
 			"--workers", strconv.Itoa(o.workers), "--timeout-coefficient", "15", "--output-statuses", "lt",
 			"--output", report, pkg)
+		if ctx.Err() != nil {
+			return 130
+		}
 		if err != nil {
 			fmt.Printf("gremlins %s failed: %v\n%s\n", pkg, err, tail(out, 20))
 			status = 2

@@ -193,6 +193,9 @@ func runCurated(ctx context.Context, dir string, o options) int {
 	for _, p := range order {
 		t0 := time.Now()
 		out, err := goTest(ctx, dir, o.timeout, strings.Join(runs[p], "|"), []string{p})
+		if ctx.Err() != nil {
+			return 130
+		}
 		if err != nil {
 			fmt.Printf("baseline %s: the tests fail without any mutation (%v):\n%s\n", p, err, tail(out, 40))
 			return 2
@@ -209,6 +212,10 @@ func runCurated(ctx context.Context, dir string, o options) int {
 		var out []byte
 		if err == nil {
 			out, err = goTest(ctx, dir, o.timeout, m.run, m.pkgs)
+			if ctx.Err() != nil {
+				_ = restore()
+				return 130
+			}
 			if err == nil {
 				survived++
 				fmt.Printf("SURVIVED  %-58s %6s  (%s -run '%s')\n", m.name, time.Since(t0).Round(100*time.Millisecond), strings.Join(m.pkgs, " "), m.run)
