@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"sync"
 	"testing"
@@ -211,12 +212,23 @@ func TestInvalidOptions(t *testing.T) {
 		{name: "no payload", opts: Options{Prefix: "p"}},
 		{name: "too many ways", opts: Options{Prefix: "p", PayloadSize: 8, Ways: 17}},
 		{name: "too many slots", opts: Options{Prefix: "p", PayloadSize: 8, Slots: 1<<22 + 1}},
+		{name: "negative ways", opts: Options{Prefix: "p", PayloadSize: 8, Ways: -1}},
+		{name: "payload too large", opts: Options{Prefix: "p", PayloadSize: 1<<20 + 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := New(NewMemory(), tc.opts); err == nil {
 				t.Fatal("accepted")
 			}
 		})
+	}
+	// The bounds themselves are accepted.
+	for _, opts := range []Options{
+		{Prefix: "p", PayloadSize: 1, Ways: 1, Slots: 1},
+		{Prefix: "p", PayloadSize: 1 << 20, Ways: 16, Slots: 1 << 22},
+	} {
+		if _, err := New(NewMemory(), opts); err != nil {
+			t.Fatalf("%+v refused: %v", opts, err)
+		}
 	}
 }
 
@@ -335,5 +347,114 @@ func TestUpdateSlotLosesNoConcurrentUpdate(t *testing.T) {
 	}
 	if n, _ := incr(t, other, "b", 0); n != 102 {
 		t.Fatalf("b is %d, want 102", n)
+	}
+}
+
+// conflicting is a SharedData whose every compare-and-swap Set fails, as if another worker wrote
+// the slot between each Get and Set; it counts the Sets tried.
+type conflicting struct {
+	SharedData
+	sets int
+}
+
+func (c *conflicting) Set(key string, value []byte, cas uint32) error {
+	c.sets++
+	return types.ErrorStatusCasMismatch
+}
+
+// Under endless contention Update and UpdateSlot try exactly 1 + MaxRetries times, report every
+// conflict, and give up with ErrContention.
+func TestRetriesAreBoundedAndCounted(t *testing.T) {
+	for _, retries := range []int{1, 3, 7} {
+		t.Run(strconv.Itoa(retries), func(t *testing.T) {
+			mem := NewMemory()
+			incr(t, newStore(t, mem, Options{Slots: 1}), "k", 0) // the slot exists: UpdateSlot reads it
+			sd := &conflicting{SharedData: mem}
+			s := newStore(t, sd, Options{Slots: 1, MaxRetries: retries})
+			info, err := s.Update([]byte("k"), 0, 1000, func([]byte) ([]byte, bool) { return make([]byte, 8), true })
+			if !errors.Is(err, ErrContention) || info.Retries != retries+1 || sd.sets != retries+1 {
+				t.Fatalf("Update: err %v, %d retries, %d sets; want ErrContention after %d of each", err, info.Retries, sd.sets, retries+1)
+			}
+			sd.sets = 0
+			runs := 0
+			err = s.UpdateSlot(0, 0, 1000, func([][]byte) bool { runs++; return true })
+			if !errors.Is(err, ErrContention) || runs != retries+1 || sd.sets != retries+1 {
+				t.Fatalf("UpdateSlot: err %v, %d runs, %d sets; want ErrContention after %d of each", err, runs, sd.sets, retries+1)
+			}
+		})
+	}
+}
+
+// A way written exactly ttlMs ago is expired: reusing it is no eviction, while one written a
+// millisecond later is live and taking it is one. Times are realistic (far from 0).
+func TestEvictionBoundary(t *testing.T) {
+	const now, ttl = int64(1_700_000_000_000), int64(60_000)
+	for _, tc := range []struct {
+		name    string
+		age     int64 // of both ways when a third key arrives
+		evicted bool
+	}{
+		{name: "expired at ttl", age: ttl, evicted: false},
+		{name: "live just under ttl", age: ttl - 1, evicted: true},
+		{name: "fresh", age: 0, evicted: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t, NewMemory(), Options{Slots: 1, Ways: 2})
+			for _, k := range []string{"a", "b"} {
+				if _, err := s.Update([]byte(k), now-tc.age, ttl, func([]byte) ([]byte, bool) { return make([]byte, 8), true }); err != nil {
+					t.Fatal(err)
+				}
+			}
+			info, err := s.Update([]byte("c"), now, ttl, func([]byte) ([]byte, bool) { return make([]byte, 8), true })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.Evicted != tc.evicted {
+				t.Fatalf("evicted = %v, want %v", info.Evicted, tc.evicted)
+			}
+		})
+	}
+}
+
+// Slot keys are the prefix, a colon and the slot in base 36 (every version and every VM must name
+// them alike), and MaxBytes bounds exactly what the longest keys with full slots take.
+func TestSlotKeysAndMaxBytes(t *testing.T) {
+	for _, slots := range []uint32{1, 36, 37, 1296, 1297} {
+		t.Run(strconv.Itoa(int(slots)), func(t *testing.T) {
+			m := NewMemory()
+			s := newStore(t, m, Options{Prefix: "pfx", Slots: slots, PayloadSize: 8})
+			want := "pfx:" + strconv.FormatUint(uint64(slots-1), 36)
+			if got := s.slotKey(slots - 1); got != want {
+				t.Fatalf("slot key %q, want %q", got, want)
+			}
+			// Fill every slot: the bytes held reach MaxBytes exactly when every key is as long
+			// as the last one's, never more.
+			for slot := uint32(0); slot < slots; slot++ {
+				if err := m.Set(s.slotKey(slot), make([]byte, s.SlotSize()), 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			perKey := len(want) + s.SlotSize()
+			if s.MaxBytes() != int(slots)*perKey {
+				t.Fatalf("MaxBytes %d, want %d (%d slots of %d bytes)", s.MaxBytes(), int(slots)*perKey, slots, perKey)
+			}
+			if m.TotalBytes() > s.MaxBytes() {
+				t.Fatalf("%d bytes held, above MaxBytes %d", m.TotalBytes(), s.MaxBytes())
+			}
+		})
+	}
+}
+
+// Memory never hands out CAS 0 (it means "no CAS"), also when its counter wraps around.
+func TestMemoryCASSkipsZero(t *testing.T) {
+	m := NewMemory()
+	m.cas = math.MaxUint32 - 1
+	for i := 0; i < 3; i++ {
+		if err := m.Set("k", []byte{byte(i)}, 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, cas, _ := m.Get("k"); cas == 0 {
+			t.Fatalf("set %d got CAS 0", i)
+		}
 	}
 }
