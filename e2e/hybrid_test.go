@@ -373,21 +373,23 @@ func TestHybridNoscriptRetriesOnlyTheRefusedLeases(t *testing.T) {
 		_, _ = w.Write(answer)
 	}))
 	t.Cleanup(front.Close)
-	h := startHost(t, hybridConfig(`[{"rate":1000}]`, ""), 1, withCluster(strings.TrimPrefix(front.URL, "http://")))
+	clock := envoyhost.NewClock(time.Now())
+	// Calls may take long on a busy machine: a timeout would be a sync failure.
+	cfg := strings.Replace(hybridConfig(`[{"requests":"60000/m"}]`, ""), `"timeout_ms":400`, `"timeout_ms":5000`, 1)
+	h := startHost(t, cfg, 1, withCluster(strings.TrimPrefix(front.URL, "http://")),
+		func(c *envoyhost.Config) { c.Clock = clock })
 	// Two keys asked three units each (hot, but under the count that sends a lease at once) are
-	// synced together at the next tick.
+	// synced together at the next tick; the retry is sent from the answer's callback, so waiting
+	// for every call to be answered covers it.
 	for _, src := range []string{"192.0.2.10:1", "192.0.2.11:1"} {
 		for range 3 {
 			send(t, h, src)
 		}
 	}
-	deadline := time.Now().Add(3 * time.Second)
-	for !injected.Load() && time.Now().Before(deadline) {
-		send(t, h, "192.0.2.10:1")
-		send(t, h, "192.0.2.11:1")
-		time.Sleep(5 * time.Millisecond)
+	clock.Advance(100 * time.Millisecond) // the sync interval (hybridConfig: 100 ms)
+	if !h.WaitCalls(30 * time.Second) {
+		t.Fatal("the sync's calls were not answered within 30 s")
 	}
-	time.Sleep(300 * time.Millisecond)
 	if !injected.Load() {
 		t.Fatal("no pipeline of two leases was sent")
 	}
