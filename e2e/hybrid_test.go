@@ -164,6 +164,20 @@ func errorsOf(t *testing.T, hosts ...*envoyhost.Host) (n int64) {
 	return n
 }
 
+// errorsOfRun is errorsOf for one run of withoutErrors: a run with errors has them logged and its
+// hosts closed before the next run starts.
+func errorsOfRun(t *testing.T, hosts ...*envoyhost.Host) int64 {
+	t.Helper()
+	errs := errorsOf(t, hosts...)
+	if errs > 0 {
+		logErrors(t, hosts...)
+		for _, h := range hosts {
+			h.Close(context.Background())
+		}
+	}
+	return errs
+}
+
 // TestHybridOvershootAcrossThreeGateways: three gateways of two workers hammer one key of a
 // hybrid policy (100 per second over 2 s windows, sync every 100 ms) for 4 s. The stated bound on
 // overshoot is rate x interval x proxies = 30; leases make the limit exact, so the measured
@@ -186,14 +200,7 @@ func TestHybridOvershootAcrossThreeGateways(t *testing.T) {
 				t.Fatal(f)
 			}
 		}
-		errs := errorsOf(t, hosts...)
-		if errs > 0 {
-			logErrors(t, hosts...)
-			for _, h := range hosts {
-				h.Close(context.Background())
-			}
-		}
-		return errs
+		return errorsOfRun(t, hosts...)
 	})
 	most := mostInAWindow(all, window)
 	var syncs, leases int64
@@ -239,14 +246,7 @@ func TestHybridSuppressed(t *testing.T) {
 	var all []admission
 	withoutErrors(t, func(int) int64 {
 		hosts, all, _ = hammerGateways(t, 3, hybridConfig(`[{"rate":100}]`, `,"strategy":"suppressed","hard_limit_factor":2`), 2, "198.51.100.9:1")
-		errs := errorsOf(t, hosts...)
-		if errs > 0 {
-			logErrors(t, hosts...)
-			for _, h := range hosts {
-				h.Close(context.Background())
-			}
-		}
-		return errs
+		return errorsOfRun(t, hosts...)
 	})
 	most := mostInAWindow(all, time.Second)
 	var suppressed int64
