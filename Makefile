@@ -8,7 +8,10 @@
 #   make check-config [CONFIGS="file..."]
 #               floodgate-check on plugin configurations, Envoy bootstraps or Kubernetes manifests
 #               (default: every one this repository ships)
-#   make test   vet, format check, unit tests, native plugin tests and wasm end-to-end tests
+#   make test   vet, format check, unit tests, native plugin tests and wasm end-to-end tests, then
+#               a -race run of the unit and native tiers (both always run); quiet unless one fails
+#   make mutate mutation testing: gremlins on algorithm/ and store/, then the curated safety
+#               mutations (docs/TESTING.md); MUTATE_PKGS= runs the curated list alone
 #   make bench  per-request cost of the plugin against a no-op plugin in wazero and in V8 (node),
 #               compile times, sizes and the Go benchmarks; rewrites BENCHMARKS.md's make bench section
 #   make test-istio  Istio's own code on deploy/istio and on the OCI image (own module; CI runs it)
@@ -29,7 +32,7 @@ NOOP      := build/noop.wasm
 WASM_OPT       ?= wasm-opt
 WASM_OPT_FLAGS := -O3 -g --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int
 
-.PHONY: all build noop run run-redis run-hybrid local-bins redis-server check-config test test-istio test-bench-redis check deps bench bench-redis oci push clean
+.PHONY: all build noop run run-redis run-hybrid local-bins redis-server check-config test test-istio test-bench-redis check deps bench bench-redis mutate oci push clean
 
 # The image tag. The image digest does not depend on it (nor on the command): one plugin.wasm,
 # one digest, printed by both `make oci` and `make push`.
@@ -151,8 +154,6 @@ GREMLINS_VERSION ?= v0.6.0
 GREMLINS         := build/tools/gremlins-$(GREMLINS_VERSION)
 MUTATE_PKGS      ?= ./algorithm,./store
 MUTATE_FLAGS     ?=
-
-.PHONY: mutate
 
 $(GREMLINS):
 	@mkdir -p build/tools/gremlins.tmp
