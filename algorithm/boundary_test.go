@@ -95,3 +95,130 @@ func tenAt(ms int64) []sreq {
 	}
 	return s
 }
+
+// TestLeaseAtTheSoftQuota: a suppressed lease reserves up to the soft quota while the key is
+// below it, up to the hard quota once the soft quota is used, and reports the suppression factor
+// only above the soft quota. Used units are counted now when UsedAtMs is 0.
+func TestLeaseAtTheSoftQuota(t *testing.T) {
+	const t0 = int64(1_000_000)
+	type step struct {
+		name            string
+		at              int64
+		l               Lease
+		units, reset    int64
+		sf              float64
+		checkResetAfter bool
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{name: "UsedAtMs 0 counts the units now", steps: []step{
+			{name: "an empty key", at: t0, l: Lease{}},
+			{name: "used 1 half a window later", at: t0 + 500, l: Lease{Used: 1}, reset: 1000, checkResetAfter: true},
+		}},
+		{name: "one unit below the soft quota", steps: []step{
+			{name: "9 of 10", at: t0, l: Lease{Want: 9}, units: 9},
+			{name: "the last unit of the soft quota only", at: t0 + 100, l: Lease{Release: 9, ReleaseAtMs: t0, Used: 9, Want: 5}, units: 1},
+			{name: "above it, up to the hard quota less one", at: t0 + 200, l: Lease{Release: 1, ReleaseAtMs: t0 + 100, Used: 1, Want: 9},
+				units: 9, sf: 1 - 10.0/19},
+			{name: "one unit below the hard quota: the factor without a reservation", at: t0 + 300,
+				l: Lease{Release: 9, ReleaseAtMs: t0 + 200, Used: 9}, sf: 1 - 10.0/19},
+		}},
+		{name: "denials without units above the soft quota", steps: []step{
+			{name: "exactly the soft quota reserved: no factor", at: t0, l: Lease{Denied: 5, Want: 10}, units: 10},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := mustPolicy(t, Suppressed, 2, mustLimitPeriod(t, 10, 1, 100))
+			var st []byte
+			for _, s := range tc.steps {
+				next, g, _ := p.Lease(nil, st, s.at, s.l)
+				if g.Units != s.units || math.Abs(g.SuppressionFactor-s.sf) > 1e-9 || (s.checkResetAfter && g.ResetAfterMs != s.reset) {
+					t.Fatalf("%s: grant %+v; want units %d, suppression factor %v, reset after %d ms", s.name, g, s.units, s.sf, s.reset)
+				}
+				st = next
+			}
+		})
+	}
+}
+
+// TestTrustedStateBounds hands decisions states on either side of each bound FORMAT.md and
+// SPEC.md set on a state: a state at most a window ahead of now, last - base within 2 × 2^30 ms,
+// ring indexes within the ring (a full ring is valid), and a block end at most two blocks ahead.
+// An untrusted state starts afresh (Reset); an untrusted block blocks nothing.
+func TestTrustedStateBounds(t *testing.T) {
+	lim := mustPerPeriod(t, 3, 10) // 100 buckets of 100 ms
+	p := mustPolicyOpts(t, PolicyOptions{Strategy: Absolute, BlockMs: 3000}, lim)
+	const t0 = int64(1) << 40
+	good, _ := p.Decide(nil, nil, t0, 1, 0)
+	limOff := headerSize
+	edit := func(f func(b []byte)) []byte {
+		b := append([]byte(nil), good...)
+		f(b)
+		return b
+	}
+	u64 := func(off int, v int64) func([]byte) { return func(b []byte) { le.PutUint64(b[off:], uint64(v)) } }
+	u16 := func(off, v int) func([]byte) { return func(b []byte) { le.PutUint16(b[off:], uint16(v)) } }
+	buckets := lim.Buckets()
+	tests := []struct {
+		name  string
+		state []byte
+		now   int64
+		reset bool
+	}{
+		{name: "written a window ahead", state: good, now: t0 - 10_000},
+		{name: "written more than a window ahead", state: good, now: t0 - 10_001, reset: true},
+		{name: "last 2^31 ms after base", state: edit(u64(8, t0-2*rebaseAfterMs)), now: t0},
+		{name: "last more than 2^31 ms after base", state: edit(u64(8, t0-2*rebaseAfterMs-1)), now: t0, reset: true},
+		{name: "last before base", state: edit(u64(8, t0+1)), now: t0, reset: true},
+		{name: "first is the last bucket", state: edit(u16(limOff, buckets-1)), now: t0},
+		{name: "first past the ring", state: edit(u16(limOff, buckets)), now: t0, reset: true},
+		{name: "a full ring", state: edit(u16(limOff+2, buckets)), now: t0},
+		{name: "more buckets than the ring", state: edit(u16(limOff+2, buckets+1)), now: t0, reset: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if res := p.Check(tc.state, tc.now, 1); res.Reset != tc.reset {
+				t.Fatalf("Check: %+v, want Reset %v", res, tc.reset)
+			}
+			if _, res := p.Decide(nil, tc.state, tc.now, 1, 0); res.Reset != tc.reset {
+				t.Fatalf("Decide: %+v, want Reset %v", res, tc.reset)
+			}
+		})
+	}
+	blockEnd := len(good) - blockSize
+	for _, tc := range []struct {
+		name    string
+		end     int64
+		blocked bool
+	}{
+		{name: "a block ending two blocks ahead", end: t0 + 6000, blocked: true},
+		{name: "a block ending further", end: t0 + 6001},
+		{name: "a block ending now", end: t0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := p.Check(edit(u64(blockEnd, tc.end)), t0, 1)
+			if blocked := res.Reason == ReasonBlocked; blocked != tc.blocked || (tc.blocked && res.RetryAfterMs != tc.end-t0) {
+				t.Fatalf("%+v, want blocked %v", res, tc.blocked)
+			}
+		})
+	}
+}
+
+// TestRecordSaturatesItsCounts: Record counts beyond the quota as far as 2^32 - 1 units, and a
+// key recorded that far has nothing remaining.
+func TestRecordSaturatesItsCounts(t *testing.T) {
+	p := mustPolicy(t, Absolute, 1, mustPerPeriod(t, 5, 10))
+	st, res := p.Record(nil, nil, 0, 1<<33)
+	if res.Allowed || res.Remaining != 0 {
+		t.Fatalf("Record: %+v, want a rejection with nothing remaining", res)
+	}
+	if res := p.Check(st, 1000, 1); res.Allowed || res.Remaining != 0 || res.RetryAfterMs != 9000 {
+		t.Fatalf("Check after: %+v, want a rejection for 9 s with nothing remaining", res)
+	}
+	if got := (state{p: p, b: st}).ring(0).sumA(); got != 1<<32-1 {
+		t.Fatalf("counted %d, want %d", got, int64(1<<32-1))
+	}
+}
