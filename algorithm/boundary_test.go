@@ -222,3 +222,54 @@ func TestRecordSaturatesItsCounts(t *testing.T) {
 		t.Fatalf("counted %d, want %d", got, int64(1<<32-1))
 	}
 }
+
+// TestRebaseThreshold: base moves up once now - base exceeds 2^30 ms (not at exactly 2^30), to
+// now minus the longest window, shifting every live bucket so that it keeps its time; with a
+// window longer than 2^30 ms it cannot move up and stays.
+func TestRebaseThreshold(t *testing.T) {
+	const t0 = int64(1) << 40
+	baseOf := func(p *Policy, b []byte) int64 { return (state{p: p, b: b}).base() }
+
+	p := mustPolicy(t, Absolute, 1, mustPerPeriod(t, 3, 10))
+	k := &keyState{p: p}
+	k.decide(t, t0, 1, 0)
+	if res := k.decide(t, t0+rebaseAfterMs, 1, 0); !res.Allowed || baseOf(p, k.state) != t0 {
+		t.Fatalf("at exactly 2^30 ms: %+v, base moved by %d", res, baseOf(p, k.state)-t0)
+	}
+	// A bucket 5 s before the threshold is live when base moves.
+	k = &keyState{p: p}
+	k.decide(t, t0, 1, 0)
+	k.decide(t, t0+rebaseAfterMs-5000, 1, 0)
+	now := t0 + rebaseAfterMs + 1
+	res := k.decide(t, now, 1, 0)
+	if got := baseOf(p, k.state); got != now-10_000 {
+		t.Fatalf("base %d ms before now, want 10000", now-got)
+	}
+	// The bucket of now-5001 leaves at now+4999.
+	if !res.Allowed || res.Remaining != 1 || res.ResetAfterMs != 4999 {
+		t.Fatalf("after the rebase: %+v, want 1 remaining, reset after 4999 ms", res)
+	}
+	if res := k.decide(t, now+4998, 1, 0); !res.Allowed || res.Remaining != 0 {
+		t.Fatalf("before the bucket left: %+v", res)
+	}
+	if res := k.decide(t, now+4999, 1, 0); !res.Allowed || res.Remaining != 0 || res.ResetAfterMs != 5001 {
+		t.Fatalf("once the bucket left: %+v, want 0 remaining, reset after 5001 ms", res)
+	}
+
+	// A full ring (a bucket every 100 ms for the last 10 s) moves as a whole.
+	k = &keyState{p: mustPolicy(t, Absolute, 1, mustPerPeriod(t, 1000, 10))}
+	k.decide(t, t0, 1, 0)
+	for i := int64(0); i < 100; i++ {
+		k.decide(t, t0+rebaseAfterMs-9900+i*100, 1, 0)
+	}
+	if res := k.decide(t, now, 1, 0); !res.Allowed || res.Remaining != 899 || res.ResetAfterMs != 99 {
+		t.Fatalf("full ring after the rebase: %+v, want 899 remaining, reset after 99 ms", res)
+	}
+
+	long := mustPolicy(t, Absolute, 1, mustPerPeriod(t, 3, 20*86400)) // 20 days > 2^30 ms
+	k = &keyState{p: long}
+	k.decide(t, t0, 1, 0)
+	if res := k.decide(t, t0+rebaseAfterMs+1, 1, 0); !res.Allowed || res.Remaining != 1 || baseOf(long, k.state) != t0 {
+		t.Fatalf("20-day window: %+v, base moved by %d", res, baseOf(long, k.state)-t0)
+	}
+}
