@@ -273,3 +273,62 @@ func TestRebaseThreshold(t *testing.T) {
 		t.Fatalf("20-day window: %+v, base moved by %d", res, baseOf(long, k.state)-t0)
 	}
 }
+
+// TestCheckReadsTheLiveBuckets: Check answers from the state as it is, skipping the buckets that
+// left the window since it was written (SPEC.md: ResetAfterMs is the time until the oldest counted
+// bucket leaves, RetryAfterMs until the cost fits), across the end of the ring.
+func TestCheckReadsTheLiveBuckets(t *testing.T) {
+	p := mustPolicy(t, Absolute, 1, mustLimitPeriod(t, 10, 1, 100)) // 10 buckets of 100 ms
+	k := &keyState{p: p}
+	// A request every 100 ms from 0 to 1800 ms: at 1800 the ring holds 900..1800, the oldest in
+	// its last slot.
+	for at := int64(0); at <= 1800; at += 100 {
+		if res := k.decide(t, at, 1, 0); !res.Allowed {
+			t.Fatalf("at %d: %+v", at, res)
+		}
+	}
+	tests := []struct {
+		name                       string
+		at, cost                   int64
+		allowed                    bool
+		remaining, retry, resetAft int64
+	}{
+		{name: "nothing left yet", at: 1800, cost: 1, remaining: 0, retry: 100, resetAft: 100},
+		{name: "900 left: 1000 is the oldest", at: 1900, cost: 1, allowed: true, remaining: 1, resetAft: 100},
+		{name: "two units wait for 1000 to leave", at: 1900, cost: 2, remaining: 1, retry: 100, resetAft: 100},
+		{name: "three for 1100", at: 1950, cost: 3, remaining: 1, retry: 150, resetAft: 50},
+	}
+	for _, tc := range tests {
+		res := p.Check(k.state, tc.at, tc.cost)
+		if res.Allowed != tc.allowed || res.Remaining != tc.remaining || res.RetryAfterMs != tc.retry || res.ResetAfterMs != tc.resetAft {
+			t.Fatalf("%s: %+v\nwant allowed %v, remaining %d, retry %d ms, reset after %d ms", tc.name, res, tc.allowed, tc.remaining, tc.retry, tc.resetAft)
+		}
+	}
+}
+
+// TestNothingCountedResetsNow: a key with nothing counted has ResetAfterMs 0, whatever rejected
+// the request.
+func TestNothingCountedResetsNow(t *testing.T) {
+	p := mustPolicy(t, Absolute, 1, mustPerPeriod(t, 3, 10))
+	_, res := p.Decide(nil, nil, 5000, 4, 0)
+	if res.Allowed || res.Reason != ReasonCostExceedsQuota || res.Remaining != 3 || res.ResetAfterMs != 0 {
+		t.Fatalf("%+v, want a cost above the quota, 3 remaining, reset after 0", res)
+	}
+}
+
+// TestResetAfterTheOldestLiveBucket: ResetAfterMs is the time until the oldest bucket still
+// counted leaves its window, the older ones gone.
+func TestResetAfterTheOldestLiveBucket(t *testing.T) {
+	p := mustPolicy(t, Absolute, 1, mustPerPeriod(t, 3, 10))
+	k := &keyState{p: p}
+	for _, s := range []struct{ at, remaining, resetAfter int64 }{
+		{0, 2, 10_000},
+		{5000, 1, 5000},
+		{12_000, 1, 3000}, // 0 left at 10 s: 5000 is the oldest
+		{14_500, 0, 500},
+	} {
+		if res := k.decide(t, s.at, 1, 0); !res.Allowed || res.Remaining != s.remaining || res.ResetAfterMs != s.resetAfter {
+			t.Fatalf("at %d ms: %+v, want %d remaining, reset after %d ms", s.at, res, s.remaining, s.resetAfter)
+		}
+	}
+}
