@@ -98,7 +98,8 @@ func tenAt(ms int64) []sreq {
 
 // TestLeaseAtTheSoftQuota: a suppressed lease reserves up to the soft quota while the key is
 // below it, up to the hard quota once the soft quota is used, and reports the suppression factor
-// only above the soft quota. Used units are counted now when UsedAtMs is 0.
+// only above the soft quota. Used units are counted now when UsedAtMs is 0; a lease that reports
+// nothing counts nothing.
 func TestLeaseAtTheSoftQuota(t *testing.T) {
 	const t0 = int64(1_000_000)
 	type step struct {
@@ -114,7 +115,7 @@ func TestLeaseAtTheSoftQuota(t *testing.T) {
 		steps []step
 	}{
 		{name: "UsedAtMs 0 counts the units now", steps: []step{
-			{name: "an empty key", at: t0, l: Lease{}},
+			{name: "an empty key: nothing counted, nothing to reset", at: t0, l: Lease{}, reset: 0, checkResetAfter: true},
 			{name: "used 1 half a window later", at: t0 + 500, l: Lease{Used: 1}, reset: 1000, checkResetAfter: true},
 		}},
 		{name: "one unit below the soft quota", steps: []step{
