@@ -333,3 +333,103 @@ func TestResetAfterTheOldestLiveBucket(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaseUsedUnitsBuckets: Used units go into the newest bucket unless one can start at UsedAtMs
+// (group_ms or more after the newest bucket's start); a bucket's end never moves back, and a full
+// ring takes them into its newest bucket (FORMAT.md). What each leaves behind is seen in
+// ResetAfterMs and in what remains once the older buckets have left.
+func TestLeaseUsedUnitsBuckets(t *testing.T) {
+	const t0 = int64(1_000_000)
+	type step struct {
+		do                    string // decide, lease, check
+		at                    int64
+		l                     Lease
+		remaining, resetAfter int64 // resetAfter checked when >= 0
+	}
+	// Requests at t0, t0+99, then every 100 ms to t0+900 fill the ring of a quota of 100 until
+	// t0+1099.
+	fill := []step{{do: "decide", at: t0, remaining: 99, resetAfter: 1000}, {do: "decide", at: t0 + 99, remaining: 98, resetAfter: 1000}}
+	for i := int64(1); i < 10; i++ {
+		fill = append(fill, step{do: "decide", at: t0 + i*100, remaining: 98 - i, resetAfter: 1099 - i*100})
+	}
+	tests := []struct {
+		name  string
+		quota int64
+		steps []step
+	}{
+		{name: "exactly group_ms after the newest start: a new bucket", steps: []step{
+			{do: "decide", at: t0, remaining: 9, resetAfter: 1000},
+			{do: "lease", at: t0 + 150, l: Lease{Used: 3, UsedAtMs: t0 + 100}, remaining: 6, resetAfter: 850},
+			{do: "check", at: t0 + 1000, remaining: 7, resetAfter: 100},
+		}},
+		{name: "less than group_ms after the newest start: into it", steps: []step{
+			{do: "decide", at: t0, remaining: 9, resetAfter: 1000},
+			{do: "decide", at: t0 + 500, remaining: 8, resetAfter: 500},
+			{do: "lease", at: t0 + 600, l: Lease{Used: 3, UsedAtMs: t0 + 550}, remaining: 5, resetAfter: 400},
+			// 500 and 550 share a bucket that leaves at 1550.
+			{do: "check", at: t0 + 1500, remaining: 6, resetAfter: 50},
+			{do: "check", at: t0 + 1550, remaining: 10, resetAfter: 0},
+		}},
+		{name: "before the newest end: the end stays", steps: []step{
+			{do: "decide", at: t0, remaining: 9, resetAfter: 1000},
+			{do: "decide", at: t0 + 50, remaining: 8, resetAfter: 1000},
+			{do: "lease", at: t0 + 60, l: Lease{Used: 2, UsedAtMs: t0 + 20}, remaining: 6, resetAfter: 990},
+		}},
+		{name: "a full ring: into the newest bucket", quota: 100, steps: append(fill,
+			step{do: "lease", at: t0 + 1000, l: Lease{Used: 1}, remaining: 88, resetAfter: 99},
+			step{do: "check", at: t0 + 1010, remaining: 88, resetAfter: 89},
+			// Only the newest bucket is left: the request of 900 and the unit of 1000.
+			step{do: "check", at: t0 + 1999, remaining: 98, resetAfter: 1},
+		)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := mustPolicy(t, Absolute, 1, mustLimitPeriod(t, max(tc.quota, 10), 1, 100)) // 10 buckets of 100 ms
+			var st []byte
+			for i, s := range tc.steps {
+				var remaining, resetAfter int64
+				reset := false
+				switch s.do {
+				case "decide":
+					var res Result
+					st, res = p.Decide(nil, st, s.at, 1, 0)
+					remaining, resetAfter = res.Remaining, res.ResetAfterMs
+				case "lease":
+					var g Grant
+					st, g, _ = p.Lease(nil, st, s.at, s.l)
+					remaining, resetAfter = g.Remaining, g.ResetAfterMs
+				case "check":
+					res := p.Check(st, s.at, 1)
+					remaining, resetAfter, reset = res.Remaining, res.ResetAfterMs, res.Reset
+				}
+				if remaining != s.remaining || (s.resetAfter >= 0 && resetAfter != s.resetAfter) || reset {
+					t.Fatalf("step %d (%s at %d): remaining %d, reset after %d ms, reset %v; want %d, %d ms",
+						i, s.do, s.at-t0, remaining, resetAfter, reset, s.remaining, s.resetAfter)
+				}
+			}
+		})
+	}
+}
+
+// TestSuppressionLastSecond: the attempts of the last second are those whose bucket's latest
+// request is less than 1000 ms before now; 10 accepted at t0 against 10 per minute weigh in at
+// t0+999, not at t0+1000 (the window's average, 10 per minute, is then the rate: no shedding).
+func TestSuppressionLastSecond(t *testing.T) {
+	p := mustPolicy(t, Suppressed, 2, mustLimitPeriod(t, 10, 60, 0))
+	const t0 = int64(1_000_000)
+	var st []byte
+	for i := 0; i < 10; i++ {
+		st, _ = p.Decide(nil, st, t0, 1, 0.9999)
+	}
+	for _, tc := range []struct {
+		at int64
+		sf float64
+	}{
+		{t0 + 999, 1 - (10.0/60)/10},
+		{t0 + 1000, 0},
+	} {
+		if _, res := p.Decide(nil, st, tc.at, 1, 0.9999); !res.Allowed || math.Abs(res.SuppressionFactor-tc.sf) > 1e-9 {
+			t.Fatalf("at t0+%d: %+v, want accepted with suppression factor %v", tc.at-t0, res, tc.sf)
+		}
+	}
+}
