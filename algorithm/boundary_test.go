@@ -433,3 +433,23 @@ func TestSuppressionLastSecond(t *testing.T) {
 		}
 	}
 }
+
+// TestMeterLongestWindowIsTheRefillTime: a meter's LongestWindowMs is the time an empty meter
+// takes to refill, burst × the interval (rounded up to the µs), rounded up to the ms: 3 at 3 per
+// second take 3 × 333334 µs, just over a second.
+func TestMeterLongestWindowIsTheRefillTime(t *testing.T) {
+	for _, tc := range []struct {
+		s           Strategy
+		rate        float64
+		burst, want int64
+	}{
+		{GCRA, 3, 3, 1001},
+		{TokenBucket, 3, 3, 1001},
+		{GCRA, 10, 10, 1000},
+		{TokenBucket, 0.5, 1, 2000},
+	} {
+		if got := mustPolicy(t, tc.s, 1, mustBucket(t, tc.rate, tc.burst)).LongestWindowMs(); got != tc.want {
+			t.Errorf("%v, %v per second, burst %d: %d ms, want %d", tc.s, tc.rate, tc.burst, got, tc.want)
+		}
+	}
+}
