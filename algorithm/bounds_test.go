@@ -30,6 +30,7 @@ func TestConfigurationBounds(t *testing.T) {
 		{name: "per period 0", make: limit(PerPeriod(0, 1, 0))},
 		{name: "per period MaxQuota", make: limit(PerPeriod(MaxQuota, 1, 0)), ok: true},
 		{name: "per period above MaxQuota", make: limit(PerPeriod(MaxQuota+1, 1, 0))},
+		{name: "window of MaxInt32/1000 s: milliseconds in 32 bits", make: limit(PerPeriod(1, math.MaxInt32/1000, 0)), ok: true},
 		{name: "window too long for milliseconds in 32 bits", make: limit(PerPeriod(1, math.MaxInt32/1000+1, 0))},
 		{name: "bucket rate 0", make: limit(NewTokenBucket(0, 1))},
 		{name: "bucket burst 1", make: limit(NewTokenBucket(1, 1)), ok: true},
