@@ -12,6 +12,11 @@ import (
 // Envoy's dispatcher gives the plugin, and its VMs' timers fire only in Advance, never on their
 // own. Everything else keeps real time: WASI's clocks (the Go runtime's scheduler and timers run
 // on them), the timeouts of http calls and the servers the plugin calls.
+//
+// Envoy's sources this follows: Context::getCurrentTimeNanoseconds reads the dispatcher's time
+// source (source/extensions/common/wasm/context.cc), and Wasm::tickHandler re-enables a VM's tick
+// timer one period after the tick ran (source/extensions/common/wasm/wasm.cc), so a late thread
+// sees one tick, not a backlog.
 type Clock struct {
 	mu    sync.Mutex
 	now   time.Time
